@@ -1,0 +1,1 @@
+"""arithlab: a JAX/Flax lab for arithmetic and length-generalization experiments."""
