@@ -218,6 +218,18 @@ def normal_init(stddev: float = 0.02):
   return jax.nn.initializers.normal(stddev)
 
 
+def dense(spec: str, shape: tuple[int, ...], logical: tuple[str | None, ...], *,
+          bias_dims: int, use_bias: bool, dtype: Any, rngs: nnx.Rngs) -> nnx.Einsum:
+  """An einsum projection whose float32 kernel `shape` has logical names `logical`.
+
+  spec: e.g. "BTD,DHK->BTHK"; bias_dims: how many trailing kernel dims the bias spans
+  (used only when use_bias); dtype: the compute dtype.
+  """
+  return nnx.Einsum(spec, shape, shape[-bias_dims:] if use_bias else None, dtype=dtype,
+                    kernel_init=normal_init(), rngs=rngs, kernel_metadata={"logical": logical},
+                    bias_metadata={"logical": logical[-bias_dims:]})
+
+
 def table(rows: int, dims: Dims, rngs: nnx.Rngs) -> nnx.Param:
   """A learned float32 `[rows, D]` embedding table indexed by position IDs."""
   return nnx.Param(normal_init()(rngs.params(), (rows, dims.d_model), jnp.float32),
