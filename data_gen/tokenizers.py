@@ -1,0 +1,264 @@
+"""Tokenizers: a `Text` batch becomes a `TokenBatch` of ids with token-level annotations.
+
+Every tokenizer has a fixed, listed vocabulary `vocab` (a tuple of strings; id = index):
+
+  0 "<pad>", 1 "<bos>", 2 "<eos>", 3..10 "<task:0>".."<task:7>" (NUM_SPECIAL = 11 ids),
+  then the 96 characters "\\n" and " ".."~" (printable ASCII) in code order,
+  then, for chunk tokenizers with k >= 2, every digit string of length 2..k in numeric
+  order ("00".."99", "000".."999", ...; zero-padded strings are distinct tokens; the
+  one-digit strings are the characters "0".."9" themselves),
+  then, for `comma`, the group separator "<,>".
+
+Names (registry TOKENIZERS):
+  char            one token per character.
+  chunk{k}_l2r    k = 1..4: each digit run is cut into k-digit chunks from its left end
+  chunk{k}_r2l    (as written) or from its right end, as commas would force:
+                  8302080 -> 830|208|0 (l2r), 8|302|080 (r2l). Every other character is
+                  its own token. chunk1_* equal `char`.
+  comma           chunk3_r2l plus a separator token "<,>" between the groups of a run:
+                  8302080 -> 8 <,> 302 <,> 080, displayed "8,302,080" (Singh & Strouse:
+                  the comma forces right-to-left 3-digit grouping). The separator is a
+                  token of its own, distinct from the text character ",", so that decode
+                  round-trips; `pieces` displays it as ",".
+
+A digit run is a maximal stretch of consecutive characters with the same `num` index >= 0
+(the digits of one number as one format wrote them; `Text` guarantees such characters are
+digits). Chunking follows the written order, so for a reversed (LSD-first) number l2r is
+the direction aligned with significance. Digits outside numbers (num = -1) are ordinary
+one-character tokens with sig = -1.
+
+BOS/EOS and task-prefix tokens are not part of the text: `with_bos_eos(tb, task_B)` adds
+them (BOS, optional <task:i>, the text, EOS).
+"""
+
+import dataclasses
+
+import numpy as np
+
+from data_gen.registry import Registry
+from data_gen.text import Text
+
+PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
+NUM_TASKS = 8
+TASK_ID0 = 3  # id of "<task:0>"; task i has id TASK_ID0 + i
+NUM_SPECIAL = TASK_ID0 + NUM_TASKS
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>") + tuple(f"<task:{i}>" for i in range(NUM_TASKS))
+CHARS = ("\n",) + tuple(chr(c) for c in range(32, 127))
+SEPARATOR = "<,>"
+
+TOKENIZERS = Registry("tokenizer")
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenBatch:
+  """A batch of token sequences, right-padded with PAD_ID, with token-level annotations.
+
+  tokens_BxT: int32 token ids (PAD_ID = 0 beyond each row's length).
+  sig_BxT: int16 significance of the token's least-significant digit within its number
+    (a one-digit token: the digit's significance; a chunk: that of its lowest digit);
+    -1 for tokens that are not digits of a number (including separators and specials).
+  num_BxT: int16 index of the number the token belongs to (as in `Text.num_BxT`; a comma
+    separator carries its number's index); -1 outside numbers.
+  target_BxT: bool, True on tokens the model must produce (the answer part, EOS).
+  length_B: int32 tokens in each row.
+  Arrays may share memory with the encoded `Text`; treat them as read-only.
+  """
+
+  tokens_BxT: np.ndarray
+  sig_BxT: np.ndarray
+  num_BxT: np.ndarray
+  target_BxT: np.ndarray
+  length_B: np.ndarray
+
+  @property
+  def batch(self) -> int:
+    return self.tokens_BxT.shape[0]
+
+  @property
+  def valid_BxT(self) -> np.ndarray:
+    """bool [B, T]: True on the tokens of each row (False on padding)."""
+    return np.arange(self.tokens_BxT.shape[1])[None, :] < self.length_B[:, None]
+
+
+class Tokenizer:
+  """Chunks digit runs into k-digit tokens (k = 1: one token per character).
+
+  Attributes: name, chunk (k), direction ("l2r" | "r2l"), commas (bool), vocab (tuple of
+  str, id = index), vocab_size, pad_id, bos_id, eos_id. Instances are immutable.
+  """
+
+  def __init__(self, name: str, chunk: int, direction: str, commas: bool = False):
+    if direction not in ("l2r", "r2l"):
+      raise ValueError(f"chunk direction {direction!r} unknown; choose one of: l2r, r2l")
+    self.name, self.chunk, self.direction, self.commas = name, chunk, direction, commas
+    chunk_strings = tuple(f"{v:0{m}d}" for m in range(2, chunk + 1) for v in range(10**m))
+    self.vocab = SPECIAL_TOKENS + CHARS + chunk_strings + ((SEPARATOR,) if commas else ())
+    self.vocab_size = len(self.vocab)
+    self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
+    self.separator_id = self.vocab_size - 1 if commas else None
+    char_lut = np.full(256, -1, np.int32)
+    char_lut[0] = PAD_ID  # PAD_CHAR beyond a row's length
+    char_lut[[ord(c) for c in CHARS]] = np.arange(len(CHARS)) + NUM_SPECIAL
+    self._char_lut = char_lut
+    # First id of the chunks of m digits, m = 1..chunk (m = 1: the characters "0".."9").
+    self._chunk_base = np.array(
+        [0, char_lut[ord("0")]] + [NUM_SPECIAL + len(CHARS) + sum(10**j for j in range(2, m))
+                                   for m in range(2, chunk + 1)], np.int32)
+    self._decode_table = np.array(self.vocab[:-1] + ("",) if commas else self.vocab, object)
+    self._piece_table = np.array(self.vocab[:-1] + (",",) if commas else self.vocab, object)
+
+  def __repr__(self) -> str:
+    return f"Tokenizer({self.name!r}, vocab_size={self.vocab_size})"
+
+  def encode(self, text: Text) -> TokenBatch:
+    """Tokenizes a `Text` batch [B, C] into a TokenBatch [B, T] (T <= C, or more with commas).
+
+    Raises ValueError naming a character outside the vocabulary.
+    """
+    if self.chunk == 1 and not self.commas:
+      return self._encode_chars(text)
+    return self._encode_chunks(text)
+
+  def _lookup(self, chars: np.ndarray) -> np.ndarray:
+    ids = self._char_lut[chars]
+    if np.any(ids < 0):
+      bad = chars[ids < 0][0]
+      raise ValueError(f"character {chr(bad)!r} (code {bad}) is not in the vocabulary of "
+                       f"tokenizer {self.name!r}: it holds printable ASCII and '\\n'")
+    return ids
+
+  def _encode_chars(self, text: Text) -> TokenBatch:
+    tokens = self._lookup(text.chars_BxT)
+    if np.count_nonzero(tokens) != int(text.length_B.sum()):
+      raise ValueError(f"tokenizer {self.name!r}: a NUL character (code 0) inside a row")
+    return TokenBatch(tokens, text.sig_BxT, text.num_BxT, text.target_BxT, text.length_B)
+
+  def _encode_chunks(self, text: Text) -> TokenBatch:
+    chars, num, sig = text.chars_BxT, text.num_BxT, text.sig_BxT
+    batch, width = chars.shape
+    k = self.chunk
+    t = np.arange(width)
+    valid = t[None, :] < text.length_B[:, None]
+    in_num = num >= 0
+    digit = chars.astype(np.int16) - ord("0")
+    not_digit = in_num & ((digit < 0) | (digit > 9))
+    if np.any(not_digit):
+      raise ValueError(f"character {chr(chars[not_digit][0])!r} is marked as part of a number "
+                       f"(num >= 0) but is not a digit; tokenizer {self.name!r} chunks digits")
+    same_prev = np.zeros_like(in_num)
+    same_prev[:, 1:] = in_num[:, 1:] & (num[:, 1:] == num[:, :-1])
+    run_start = in_num & ~same_prev
+    run_end = in_num.copy()
+    run_end[:, :-1] &= ~same_prev[:, 1:]
+    end_t = np.minimum.accumulate(np.where(run_end, t, width)[:, ::-1], axis=1)[:, ::-1]
+    if self.direction == "l2r":
+      start_t = np.maximum.accumulate(np.where(run_start, t, 0), axis=1)
+      chunk_start = in_num & ((t - start_t) % k == 0)
+    else:
+      chunk_start = run_start | (in_num & ((end_t - t) % k == k - 1))
+    token_start = valid & (~in_num | chunk_start)
+    separator = chunk_start & ~run_start if self.commas else np.zeros_like(in_num)
+    slot = np.cumsum(token_start.astype(np.int32) + separator, axis=1) - 1
+    length = slot[:, -1] + 1 if width else np.zeros(batch, np.int32)
+
+    rows, cols = np.nonzero(token_start)
+    is_chunk = in_num[rows, cols]
+    left = end_t[rows, cols] - cols  # digits of the run after this one
+    size = np.where(is_chunk, np.minimum(left + 1, k) if self.direction == "l2r" else left % k + 1,
+                    1)
+    value = np.zeros(rows.shape, np.int32)
+    for i in range(1, k + 1):
+      value = np.where(i <= size, value * 10 + digit[rows, np.minimum(cols + i - 1, width - 1)],
+                       value)
+    ids = np.where(is_chunk, self._chunk_base[size] + value, self._lookup(chars[rows, cols]))
+    if np.any(ids == PAD_ID):
+      raise ValueError(f"tokenizer {self.name!r}: a NUL character (code 0) inside a row")
+
+    out_width = max(int(length.max(initial=0)), 1)
+    out = TokenBatch(
+        tokens_BxT=np.zeros((batch, out_width), np.int32),
+        sig_BxT=np.full((batch, out_width), -1, np.int16),
+        num_BxT=np.full((batch, out_width), -1, np.int16),
+        target_BxT=np.zeros((batch, out_width), bool),
+        length_B=length.astype(np.int32),
+    )
+    out_cols = slot[rows, cols]
+    out.tokens_BxT[rows, out_cols] = ids
+    out.sig_BxT[rows, out_cols] = np.where(
+        is_chunk, np.minimum(sig[rows, cols], sig[rows, cols + size - 1]), -1)
+    out.num_BxT[rows, out_cols] = num[rows, cols]
+    out.target_BxT[rows, out_cols] = text.target_BxT[rows, cols]
+    if self.commas:
+      sep_rows, sep_cols = np.nonzero(separator)
+      sep_out = slot[sep_rows, sep_cols] - 1
+      out.tokens_BxT[sep_rows, sep_out] = self.separator_id
+      out.num_BxT[sep_rows, sep_out] = num[sep_rows, sep_cols]
+      out.target_BxT[sep_rows, sep_out] = text.target_BxT[sep_rows, sep_cols]
+    return out
+
+  def decode(self, tokens_BxT: np.ndarray, length_B: np.ndarray | None = None) -> list[str]:
+    """Token ids [B, T] -> one string per row (specials as "<bos>" etc., separators dropped).
+
+    length_B: int [B], tokens per row; None: every non-pad token counts.
+    decode(encode(text).tokens_BxT) == text.strings() for every tokenizer.
+    """
+    return ["".join(row) for row in self._rows(tokens_BxT, length_B, self._decode_table)]
+
+  def pieces(self, tokens_BxT: np.ndarray, length_B: np.ndarray | None = None) -> list[list[str]]:
+    """Each row's tokens [B, T] as display strings (the comma separator shows as ",")."""
+    return self._rows(tokens_BxT, length_B, self._piece_table)
+
+  def _rows(self, tokens_BxT, length_B, table: np.ndarray) -> list[list[str]]:
+    tokens_BxT = np.asarray(tokens_BxT)
+    if tokens_BxT.size and (tokens_BxT.min() < 0 or tokens_BxT.max() >= self.vocab_size):
+      raise ValueError(f"token ids must be in [0, {self.vocab_size}) for tokenizer "
+                       f"{self.name!r}; got range [{tokens_BxT.min()}, {tokens_BxT.max()}]")
+    if length_B is None:
+      return [list(table[row[row != PAD_ID]]) for row in tokens_BxT]
+    return [list(table[row[:n]]) for row, n in zip(tokens_BxT, np.asarray(length_B))]
+
+
+def with_bos_eos(tb: TokenBatch, task_B: np.ndarray | int | None = None) -> TokenBatch:
+  """Frames each row as BOS, [<task:i>,] tokens, EOS.
+
+  task_B: None (no task token), an int, or int [B] task indices in [0, NUM_TASKS).
+  Returns a TokenBatch [B, T + 2] (+1 with a task token). BOS/task/EOS have sig = num = -1;
+  EOS is a target (the model must produce it), BOS and the task token are not.
+  """
+  batch, width = tb.tokens_BxT.shape
+  prefix = [np.full(batch, BOS_ID, np.int32)]
+  if task_B is not None:
+    task_B = np.broadcast_to(np.asarray(task_B), (batch,))
+    if np.any((task_B < 0) | (task_B >= NUM_TASKS)):
+      raise ValueError(f"task index {int(task_B[(task_B < 0) | (task_B >= NUM_TASKS)][0])} "
+                       f"is outside [0, {NUM_TASKS}): the vocabulary has {NUM_TASKS} task tokens")
+    prefix.append((TASK_ID0 + task_B).astype(np.int32))
+  off = len(prefix)
+  shape = (batch, width + off + 1)
+  out = TokenBatch(
+      tokens_BxT=np.zeros(shape, np.int32),
+      sig_BxT=np.full(shape, -1, np.int16),
+      num_BxT=np.full(shape, -1, np.int16),
+      target_BxT=np.zeros(shape, bool),
+      length_B=(tb.length_B + off + 1).astype(np.int32),
+  )
+  out.tokens_BxT[:, :off] = np.stack(prefix, axis=1)
+  out.tokens_BxT[:, off:off + width] = tb.tokens_BxT
+  out.sig_BxT[:, off:off + width] = tb.sig_BxT
+  out.num_BxT[:, off:off + width] = tb.num_BxT
+  out.target_BxT[:, off:off + width] = tb.target_BxT
+  rows = np.arange(batch)
+  out.tokens_BxT[rows, off + tb.length_B] = EOS_ID
+  out.target_BxT[rows, off + tb.length_B] = True
+  return out
+
+
+def _register(tokenizer: Tokenizer) -> None:
+  TOKENIZERS.register(tokenizer.name)(tokenizer)
+
+
+_register(Tokenizer("char", 1, "l2r"))
+for _k in range(1, 5):
+  for _direction in ("l2r", "r2l"):
+    _register(Tokenizer(f"chunk{_k}_{_direction}", _k, _direction))
+_register(Tokenizer("comma", 3, "r2l", commas=True))
