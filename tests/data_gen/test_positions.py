@@ -1,0 +1,200 @@
+"""Position-ID rules: the papers.md §8 examples, training-time randomization, bad options."""
+
+import itertools
+
+from hypothesis import given, settings, strategies as st
+import numpy as np
+import pytest
+
+from data_gen.positions import POSITIONS, sorted_subsets
+from data_gen.text import Number, concat, const_text, number_text
+from data_gen.tokenizers import TOKENIZERS, with_bos_eos
+
+CHAR = TOKENIZERS.get("char")
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+  return np.random.default_rng(seed)
+
+
+def abacus_example():
+  """papers.md §8: `3 2 1 + 7 6 5 4 = 0 9 6 4` (123 + 4567 = 4690, all reversed)."""
+  text = concat([number_text(Number.from_ints([123]), 0, reverse=True), const_text("+", 1),
+                 number_text(Number.from_ints([4567]), 1, reverse=True), const_text("=", 1),
+                 number_text(Number.from_ints([4690]), 2, reverse=True, target=True)])
+  assert text.strings() == ["321+7654=0964"]
+  return CHAR.encode(text)
+
+
+def coupling_example(batch: int = 1):
+  """papers.md §8: 123+4567 with operands padded to 4 digits, answer to 5 and reversed."""
+  text = concat([number_text(Number.from_ints([123] * batch), 0, width=4), const_text("+", batch),
+                 number_text(Number.from_ints([4567] * batch), 1, width=4),
+                 const_text("=", batch),
+                 number_text(Number.from_ints([4690] * batch), 2, reverse=True, width=5,
+                             target=True)])
+  assert text.strings() == ["0123+4567=09640"] * batch
+  return CHAR.encode(text)
+
+
+def test_registry_lists_every_rule():
+  assert POSITIONS.names() == ["abacus", "coupling", "randomized", "sequential"]
+  with pytest.raises(ValueError, match="abacus, coupling, randomized, sequential"):
+    POSITIONS.get("fire")
+
+
+def test_sequential_counts_from_bos_and_is_zero_at_padding():
+  tb = with_bos_eos(CHAR.encode(concat([const_text("1+", 2),
+                                        number_text(Number.from_ints([5, 67]), 0)])))
+  ids = POSITIONS.get("sequential")(tb, rng(), train=True)
+  assert ids.dtype == np.int32
+  np.testing.assert_array_equal(ids, [[0, 1, 2, 3, 4, 0], [0, 1, 2, 3, 4, 5]])
+
+
+def test_abacus_papers_example():
+  ids = POSITIONS.get("abacus")(abacus_example(), rng(), train=False)
+  assert ids.dtype == np.int32
+  np.testing.assert_array_equal(ids, [[1, 2, 3, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4]])
+
+
+def test_abacus_offset_is_one_per_batch_and_only_in_training():
+  tb = abacus_example()
+  test_ids = POSITIONS.get("abacus")(tb, rng(), train=False)
+  offsets = set()
+  for seed in range(40):
+    ids = POSITIONS.get("abacus")(tb, rng(seed), train=True, max_offset=5)
+    offset = ids[test_ids > 0] - test_ids[test_ids > 0]
+    assert len(set(offset.tolist())) == 1
+    assert (ids[test_ids == 0] == 0).all()
+    offsets.add(int(offset[0]))
+  assert offsets == set(range(6))
+  framed = with_bos_eos(CHAR.encode(number_text(Number.from_ints([12, 3456]), 0)))
+  ids = POSITIONS.get("abacus")(framed, rng(3), train=True)
+  k = ids[0, 1] - 1
+  np.testing.assert_array_equal(ids, [[0, 1 + k, 2 + k, 0, 0, 0], [0, 1 + k, 2 + k, 3 + k, 4 + k, 0]])
+  with pytest.raises(ValueError, match="max_offset -1"):
+    POSITIONS.get("abacus")(tb, rng(), train=True, max_offset=-1)
+
+
+def test_coupling_papers_example():
+  ids = POSITIONS.get("coupling")(coupling_example(), rng(), train=False, max_pos=10)
+  assert ids.dtype == np.int32
+  np.testing.assert_array_equal(ids[0, :9], [5, 4, 3, 2, 1, 5, 4, 3, 2])
+  np.testing.assert_array_equal(ids[0, 9:], [1, 2, 3, 4, 5, 6])
+
+
+def test_coupling_start_is_random_per_example_in_training_and_in_range():
+  tb = coupling_example(batch=200)
+  test_ids = POSITIONS.get("coupling")(tb, rng(), train=False, max_pos=12)
+  ids = POSITIONS.get("coupling")(tb, rng(1), train=True, max_pos=12)
+  shift = ids - test_ids
+  assert (shift == shift[:, :1]).all()
+  s = shift[:, 0] + 1
+  assert s.min() == 1 and s.max() == 12 - 5  # 5 places: the padded answer's length
+  assert ids.max() == 12
+
+
+def test_coupling_gives_special_tokens_zero():
+  tb = with_bos_eos(coupling_example(), 2)
+  ids = POSITIONS.get("coupling")(tb, rng(), train=False, max_pos=10)
+  np.testing.assert_array_equal(ids[0], [0, 0, 5, 4, 3, 2, 1, 5, 4, 3, 2, 1, 2, 3, 4, 5, 6, 0])
+
+
+def test_coupling_two_levels_for_multi_operand_addition():
+  # 12 + 345 + 6 = 363 with operands padded to 3 digits, answer reversed to 4 digits.
+  text = concat([number_text(Number.from_ints([12]), 0, width=3), const_text("+", 1),
+                 number_text(Number.from_ints([345]), 1, width=3), const_text("+", 1),
+                 number_text(Number.from_ints([6]), 2, width=3), const_text("=", 1),
+                 number_text(Number.from_ints([363]), 3, reverse=True, width=4, target=True)])
+  assert text.strings() == ["012+345+006=3630"]
+  tb = with_bos_eos(CHAR.encode(text))
+  ids = POSITIONS.get("coupling")(tb, rng(), train=False, max_pos=8, levels=2, max_pos_number=4)
+  assert ids.shape == (1, 18, 2) and ids.dtype == np.int32
+  np.testing.assert_array_equal(ids[0, :, 0],
+                                [0, 4, 3, 2, 1, 4, 3, 2, 1, 4, 3, 2, 1, 2, 3, 4, 5, 0])
+  np.testing.assert_array_equal(ids[0, :, 1],
+                                [0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 1, 1, 1, 1, 1, 0])
+  train = POSITIONS.get("coupling")(tb, rng(5), train=True, max_pos=8, levels=2,
+                                    max_pos_number=4)
+  shift = (train - ids)[0, 1:-1]
+  assert (shift == shift[0]).all() and 0 <= shift[0, 1] <= 1 and 0 <= shift[0, 0] <= 3
+
+
+def test_coupling_bad_options_raise():
+  tb = coupling_example()
+  with pytest.raises(ValueError, match="max_pos=5 is too small.*max_pos >= 6"):
+    POSITIONS.get("coupling")(tb, rng(), train=True, max_pos=5)
+  with pytest.raises(ValueError, match="max_pos=5"):
+    POSITIONS.get("coupling")(tb, rng(), train=False, max_pos=5)
+  with pytest.raises(ValueError, match="levels 3"):
+    POSITIONS.get("coupling")(tb, rng(), train=True, max_pos=10, levels=3)
+  with pytest.raises(ValueError, match="max_pos_number"):
+    POSITIONS.get("coupling")(tb, rng(), train=True, max_pos=10, levels=2)
+  with pytest.raises(ValueError, match="max_pos_number=1 is too small"):
+    POSITIONS.get("coupling")(tb, rng(), train=True, max_pos=10, levels=2, max_pos_number=1)
+
+
+def test_chunks_count_as_one_digit():
+  text = concat([number_text(Number.from_ints([8302080]), 0), const_text("+", 1),
+                 number_text(Number.from_ints([12345]), 1), const_text("=", 1),
+                 number_text(Number.from_ints([8314425]), 2, target=True)])
+  comma = TOKENIZERS.get("comma")
+  tb = comma.encode(text)
+  assert comma.pieces(tb.tokens_BxT) == [
+      ["8", ",", "302", ",", "080", "+", "12", ",", "345", "=", "8", ",", "314", ",", "425"]]
+  abacus = POSITIONS.get("abacus")(tb, rng(), train=False)
+  np.testing.assert_array_equal(abacus[0], [1, 0, 2, 0, 3, 0, 1, 0, 2, 0, 1, 0, 2, 0, 3])
+  coupling = POSITIONS.get("coupling")(tb, rng(), train=False, max_pos=4)
+  np.testing.assert_array_equal(coupling[0], [4, 1, 3, 1, 2, 1, 3, 1, 2, 1, 4, 1, 3, 1, 2])
+  # l2r: 830|208|0 + 123|45 = 831|442|5; lowest significances 4,1,0 / 2,0 / 4,1,0 give
+  # places 3,1,0 / 2,0 / 3,1,0 (equal significance, equal ID; places consecutive).
+  l2r = TOKENIZERS.get("chunk3_l2r").encode(text)
+  np.testing.assert_array_equal(l2r.sig_BxT[0], [4, 1, 0, -1, 2, 0, -1, 4, 1, 0])
+  coupling = POSITIONS.get("coupling")(l2r, rng(), train=False, max_pos=5)
+  np.testing.assert_array_equal(coupling[0], [5, 3, 2, 1, 4, 2, 1, 5, 3, 2])
+
+
+@st.composite
+def batches(draw):
+  lengths = draw(st.lists(st.integers(1, 60), min_size=1, max_size=4))
+  text = concat([const_text("=", len(lengths)),
+                 number_text(Number.from_ints([10**(n - 1) for n in lengths]), 0)])
+  return with_bos_eos(CHAR.encode(text))
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches(), st.integers(64, 300), st.booleans(), st.integers(0, 2**31))
+def test_randomized_ids_are_sorted_unique_and_in_range(tb, L, train, seed):
+  ids = POSITIONS.get("randomized")(tb, rng(seed), train=train, L=L)
+  assert ids.dtype == np.int32 and ids.shape == tb.tokens_BxT.shape
+  for row, n in zip(ids, tb.length_B):
+    assert (np.diff(row[:n]) > 0).all()
+    assert 0 <= row[0] and row[n - 1] < L
+    assert (row[n:] == 0).all()
+
+
+def test_randomized_subsets_are_uniform():
+  size = np.array([2] * 6000 + [3] * 6000)
+  ids = sorted_subsets(rng(7), size, 3, 5)
+  for n, rows in ((2, ids[:6000, :2]), (3, ids[6000:])):
+    counts = {}
+    for row in map(tuple, rows.tolist()):
+      counts[row] = counts.get(row, 0) + 1
+    assert set(counts) == set(itertools.combinations(range(5), n))
+    expected = 6000 / len(counts)
+    assert max(abs(c - expected) for c in counts.values()) < 5 * np.sqrt(expected)
+  np.testing.assert_array_equal(sorted_subsets(rng(), np.array([5, 5]), 5, 5), [range(5)] * 2)
+
+
+def test_randomized_at_test_time_uses_a_fixed_seed():
+  tb = coupling_example(batch=3)
+  first = POSITIONS.get("randomized")(tb, rng(1), train=False, L=100)
+  second = POSITIONS.get("randomized")(tb, rng(2), train=False, L=100)
+  np.testing.assert_array_equal(first, second)
+  assert not np.array_equal(POSITIONS.get("randomized")(tb, rng(1), train=True, L=100),
+                            POSITIONS.get("randomized")(tb, rng(2), train=True, L=100))
+
+
+def test_randomized_rejects_l_below_the_sequence_length():
+  with pytest.raises(ValueError, match="L=10 is smaller than a sequence of 15 tokens"):
+    POSITIONS.get("randomized")(coupling_example(), rng(), train=True, L=10)
