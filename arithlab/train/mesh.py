@@ -50,17 +50,12 @@ def make_mesh(mesh_cfg: ml_collections.ConfigDict, devices: Sequence[jax.Device]
   return jax.make_mesh(shape, AXES, axis_types=(jax.sharding.AxisType.Auto,) * len(AXES), devices=devices)
 
 
-def data_parallel_size(mesh: Mesh, rules: Any) -> int:
-  """How many ways the batch dimension is split: the product of the mesh axes "batch" maps to."""
-  return math.prod(mesh.shape[a] for a in _spec_axes(logical_to_spec(("batch",), rules, mesh.axis_names)))
-
-
-def _spec_axes(spec: PartitionSpec) -> list[str]:
-  axes = []
-  for entry in spec:
-    if entry is not None:
-      axes.extend(entry if isinstance(entry, tuple) else (entry,))
-  return axes
+def data_parallel_size(sizes: Mapping[str, int], rules: Any) -> int:
+  """How many ways the batch dimension is split: the product of the sizes of the mesh axes
+  that the logical name "batch" maps to. sizes: axis name -> size (e.g. `mesh.shape`)."""
+  spec = logical_to_spec(("batch",), rules, tuple(sizes))
+  axes = spec[0] if isinstance(spec[0], tuple) else () if spec[0] is None else (spec[0],)
+  return math.prod(sizes[a] for a in axes)
 
 
 def variable_shardings(state: nnx.State, mesh: Mesh, rules: Any) -> dict:

@@ -1,0 +1,134 @@
+"""The run config: one ml_collections ConfigDict with sections model, data, train, eval, mesh,
+checkpoint, and its start-up validation.
+
+Experiments (experiments/*.py) start from `default_config()` and change fields; `validate`
+runs once before anything is built and raises a ValueError naming the field and what to
+change. Checks that need the built model (eval lengths vs. the encoding's limits) run in
+`arithlab.train.loop` right after the model is built, before the first step.
+"""
+
+import ml_collections
+
+from arithlab import models
+from arithlab.train.evaluate import SUMMARY_KEYS
+from arithlab.train.mesh import AXES, data_parallel_size, mesh_shape
+from data_gen import pipeline
+
+
+def train_config() -> ml_collections.ConfigDict:
+  """Optimization and logging (Lee et al.'s AdamW recipe by default)."""
+  return ml_collections.ConfigDict(dict(
+      steps=5000,  # optimizer updates
+      batch_size=256,  # global batch (all processes), divided into grad_accum micro-batches
+      grad_accum=1,  # micro-batches per update (scanned inside the step)
+      lr=1e-3,  # peak learning rate
+      warmup_steps=100,  # linear warmup from 0
+      end_lr_ratio=0.1,  # cosine decay to lr * end_lr_ratio at `steps` (Lee: lr / 10)
+      b1=0.9,
+      b2=0.99,
+      weight_decay=0.1,  # on matrices only
+      grad_clip=1.0,  # global-norm clipping; 0 disables it
+      log_every=50,  # steps between metrics.jsonl rows and progress updates
+  ))
+
+
+def eval_config() -> ml_collections.ConfigDict:
+  """The length grid (papers.md §9)."""
+  return ml_collections.ConfigDict(dict(
+      lengths=ml_collections.ConfigDict(),  # {axis: (min, max)} inclusive, the axes of data.train_lengths
+      n_per_cell=100,  # exact-length problems per cell
+      seed=2024,  # evaluation problems (drawn apart from training data)
+      every=1000,  # steps between evaluations (0: only at the end)
+      batch_size=512,  # decoded rows per call; a multiple of the data-parallel size
+      cached=True,  # KV-cache decoding (False: the uncached reference, slower)
+      tfds_dir="",  # a frozen set written by data_gen.tfds_eval: evaluate on it instead
+  ))
+
+
+def mesh_config() -> ml_collections.ConfigDict:
+  """Mesh axis sizes; one may be -1 (the devices left over)."""
+  return ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+
+
+def checkpoint_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      every=1000,  # steps between checkpoints (and one at the end)
+      keep=2,  # latest checkpoints kept
+      keep_best=True,  # also keep the best evaluated checkpoint by best_metric
+      best_metric="eval/exact_ood",  # one of arithlab.train.evaluate.SUMMARY_KEYS
+      async_save=True,  # write in the background while training continues
+  ))
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every section with its defaults; experiments change what they need."""
+  cfg = ml_collections.ConfigDict()
+  cfg.name = "run"  # shown in plots and logs
+  cfg.seed = 0  # model initialization, dropout and training data
+  cfg.model = models.default_model_config()
+  cfg.data = pipeline.default_data_config()
+  cfg.eval.lengths = {axis: (1, hi + 4) for axis, (_, hi) in cfg.data.train_lengths.items()}
+  cfg.train = train_config()
+  cfg.eval = eval_config()
+  cfg.mesh = mesh_config()
+  cfg.checkpoint = checkpoint_config()
+  return cfg
+
+
+def _positive(cfg: ml_collections.ConfigDict, section: str, fields: tuple[str, ...], minimum: int = 1) -> None:
+  for field in fields:
+    if cfg[section][field] < minimum:
+      raise ValueError(f"{section}.{field}={cfg[section][field]} must be >= {minimum}")
+
+
+def eval_ranges(cfg: ml_collections.ConfigDict) -> list[tuple[int, int]]:
+  """eval.lengths as inclusive (min, max) per length axis, in the task's axis order.
+
+  Raises:
+    ValueError: naming eval.lengths when its axes differ from the task's or a range is empty.
+  """
+  axes = pipeline.build(cfg.data).sources[0].task.length_axes
+  lengths = dict(cfg.eval.lengths)
+  if sorted(lengths) != sorted(axes) or any(not 1 <= lo <= hi for lo, hi in lengths.values()):
+    raise ValueError(f"eval.lengths={lengths} must map each length axis of task {cfg.data.task!r} "
+                     f"{list(axes)} to an inclusive range (min, max) with 1 <= min <= max")
+  return [tuple(int(n) for n in lengths[axis]) for axis in axes]
+
+
+def validate(cfg: ml_collections.ConfigDict, *, device_count: int, process_count: int = 1) -> None:
+  """Raises ValueError naming the first inconsistent field and what to change.
+
+  Checks the model and data sections (their own validators), the mesh against the device
+  count, the batch sizes against the data-parallel size and grad_accum, the vocabulary
+  against the tokenizer, the eval grid's axes against the task, and the schedule.
+  """
+  models.validate(cfg.model)
+  data = pipeline.build(cfg.data)
+  _positive(cfg, "train", ("steps", "batch_size", "grad_accum", "log_every"))
+  _positive(cfg, "train", ("warmup_steps",), minimum=0)
+  _positive(cfg, "eval", ("n_per_cell", "batch_size"))
+  _positive(cfg, "eval", ("every",), minimum=0)
+  _positive(cfg, "checkpoint", ("every", "keep"))
+  if cfg.train.warmup_steps >= cfg.train.steps:
+    raise ValueError(f"train.warmup_steps={cfg.train.warmup_steps} must be below train.steps={cfg.train.steps}")
+  if cfg.train.lr <= 0:
+    raise ValueError(f"train.lr={cfg.train.lr} must be > 0")
+  dp = data_parallel_size(dict(zip(AXES, mesh_shape(cfg.mesh, device_count))), cfg.model.logical_rules)
+  if cfg.train.batch_size % (dp * cfg.train.grad_accum):
+    raise ValueError(f"train.batch_size={cfg.train.batch_size} must be a multiple of the data-parallel size "
+                     f"({dp}) times train.grad_accum={cfg.train.grad_accum}: use a multiple of "
+                     f"{dp * cfg.train.grad_accum}")
+  if cfg.eval.batch_size % dp:
+    raise ValueError(f"eval.batch_size={cfg.eval.batch_size} must be a multiple of the data-parallel size "
+                     f"({dp}): use a multiple of {dp}")
+  if cfg.data.num_shards % process_count:
+    raise ValueError(f"data.num_shards={cfg.data.num_shards} must be a multiple of the process count "
+                     f"({process_count}): set data.num_shards={process_count} (or a multiple)")
+  vocab = data.tokenizer.vocab_size
+  if cfg.model.vocab_size < vocab:
+    raise ValueError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the vocabulary of tokenizer "
+                     f"{cfg.data.tokenizer!r} ({vocab} ids): set model.vocab_size={vocab}")
+  eval_ranges(cfg)
+  if cfg.checkpoint.best_metric not in SUMMARY_KEYS:
+    raise ValueError(f"checkpoint.best_metric={cfg.checkpoint.best_metric!r} unknown; choose one of: "
+                     f"{', '.join(SUMMARY_KEYS)}")

@@ -1,0 +1,35 @@
+"""Command-line entry point:
+
+  python -m arithlab.main --config=experiments/quickstart.py[:arg] --workdir=DIR [--config.x=y ...]
+
+Multi-host: start one process per host with the same flags plus --coordinator_address=HOST:PORT
+--num_processes=N --process_id=I (on TPU pods and SLURM, jax.distributed finds them itself
+with --distributed alone). The config is validated before anything is built.
+"""
+
+import jax
+from absl import app, flags
+from ml_collections import config_flags
+
+from arithlab.train import loop
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file, e.g. experiments/quickstart.py:smoke")
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (config, metrics, checkpoints, eval); resumed if it holds checkpoints")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "call jax.distributed.initialize (implied by --coordinator_address)")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 for jax.distributed")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "number of processes for jax.distributed")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index for jax.distributed")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _DISTRIBUTED.value or _COORDINATOR.value:
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
+                               process_id=_PROCESS_ID.value)
+  loop.train(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

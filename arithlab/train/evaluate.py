@@ -1,0 +1,227 @@
+"""Length-grid evaluation (papers.md §9): greedy decoding on exact-length cells, scored per cell.
+
+A grid maps each cell (one length per length axis, e.g. (len_a, len_b)) to an eval batch
+of N problems (`data_gen.pipeline.eval_grid`, or a frozen TFDS set from
+`data_gen.tfds_eval.read_eval_set`). All cells are stacked into one batch (prompts
+left-padded, answers right-padded to the widest cell), so a grid compiles the decoder
+once, and decoded in chunks of `eval.batch_size` rows. A row is an exact match when every
+answer token up to and including EOS is reproduced; per-digit accuracy counts the answer's
+digit tokens. Results are saved to workdir/eval/ as `grid_<step>.npz`, `.json` and a
+heatmap `.png`, and printed as a text grid.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Callable, Mapping, Sequence
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from arithlab.train.step import PAD_ID
+from data_gen.grid import in_box
+
+Cell = tuple[int, ...]
+Batch = dict[str, np.ndarray]
+FIELDS = ("prompt", "prompt_positions", "answer", "answer_positions", "digit_mask")
+
+
+@dataclasses.dataclass(frozen=True)
+class GridResult:
+  """Scores of one evaluation.
+
+  axes: the K length axes' names (the task's). cells: C cells (tuples of K lengths).
+  exact_C, digit_C: float64 exact match and per-digit accuracy per cell. count_C: int
+  problems per cell. in_box_C: bool, cell inside the training lengths `train_ranges`
+  ((min, max) per axis). step: the train step evaluated.
+  """
+
+  axes: list[str]
+  cells: list[Cell]
+  exact_C: np.ndarray
+  digit_C: np.ndarray
+  count_C: np.ndarray
+  in_box_C: np.ndarray
+  train_ranges: list[tuple[int, int]]
+  step: int
+
+  def summary(self) -> dict[str, float]:
+    """In- and out-of-distribution means of exact match and digit accuracy (NaN where a region
+    has no cell), keyed eval/exact_id, eval/exact_ood, eval/digit_id, eval/digit_ood, eval/exact_all."""
+    def mean(values, where):
+      return float(values[where].mean()) if where.any() else float("nan")
+
+    return {
+        "eval/exact_id": mean(self.exact_C, self.in_box_C),
+        "eval/exact_ood": mean(self.exact_C, ~self.in_box_C),
+        "eval/digit_id": mean(self.digit_C, self.in_box_C),
+        "eval/digit_ood": mean(self.digit_C, ~self.in_box_C),
+        "eval/exact_all": float(self.exact_C.mean()),
+    }
+
+
+SUMMARY_KEYS = ("eval/exact_id", "eval/exact_ood", "eval/digit_id", "eval/digit_ood", "eval/exact_all")
+
+
+def _pad_to(x: np.ndarray, width: int, *, left: bool) -> np.ndarray:
+  pad = [(0, 0)] * x.ndim
+  pad[1] = (width - x.shape[1], 0) if left else (0, width - x.shape[1])
+  return np.pad(x, pad)
+
+
+def stack_cells(grid: Mapping[Cell, Batch]) -> tuple[Batch, np.ndarray]:
+  """All cells as one batch: prompts (and their positions) left-padded to the widest prompt P,
+  answers, answer positions and digit masks right-padded to the widest answer A.
+
+  Returns (batch with N = sum of cell sizes rows, cell index int64 [N] into `list(grid)`).
+  """
+  batches = list(grid.values())
+  prompt_width = max(b["prompt"].shape[1] for b in batches)
+  answer_width = max(b["answer"].shape[1] for b in batches)
+  stacked = {
+      key: np.concatenate([_pad_to(np.asarray(b[key]), prompt_width if key.startswith("prompt") else answer_width,
+                                   left=key.startswith("prompt")) for b in batches])
+      for key in FIELDS
+  }
+  index_N = np.concatenate([np.full(b["prompt"].shape[0], c) for c, b in enumerate(batches)])
+  return stacked, index_N
+
+
+def decode_rows(decode: Callable[[Batch], jax.Array], batch: Batch, chunk: int) -> np.ndarray:
+  """Runs `decode` (NumPy eval batch -> tokens, e.g. a jitted batch-sharded decoder) over the rows
+  of `batch` in chunks of `chunk` rows (the last chunk padded by repeating row 0).
+
+  Returns the generated tokens, int32 [N, A], on every process.
+  """
+  rows = batch["prompt"].shape[0]
+  out = []
+  for start in range(0, rows, chunk):
+    take_M = np.arange(start, start + chunk)
+    take_M = np.where(take_M < rows, take_M, 0)
+    part = {k: v[take_M] for k, v in batch.items()}
+    tokens = decode(part)
+    out.append(np.asarray(multihost_utils.process_allgather(tokens, tiled=True))[: rows - start])
+  return np.concatenate(out)
+
+
+def score(generated_NxA: np.ndarray, batch: Batch, index_N: np.ndarray, cells: int) -> tuple[np.ndarray, ...]:
+  """Per-cell (exact match, per-digit accuracy, count) of generated tokens against batch["answer"].
+
+  generated_NxA: int32. batch: the stacked grid. index_N: cell of each row. Returns float64 [C],
+  float64 [C], int64 [C].
+  """
+  answer_NxA = batch["answer"]
+  hit_NxA = generated_NxA == answer_NxA
+  exact_N = np.all(hit_NxA | (answer_NxA == PAD_ID), axis=1)
+  digit_mask_NxA = batch["digit_mask"].astype(bool)
+  count_C = np.bincount(index_N, minlength=cells)
+  exact_C = np.bincount(index_N, weights=exact_N, minlength=cells) / np.maximum(count_C, 1)
+  digits_C = np.bincount(index_N, weights=digit_mask_NxA.sum(axis=1), minlength=cells)
+  digit_hits_C = np.bincount(index_N, weights=(hit_NxA & digit_mask_NxA).sum(axis=1), minlength=cells)
+  return exact_C, digit_hits_C / np.maximum(digits_C, 1), count_C
+
+
+def evaluate(decode: Callable[[Batch], jax.Array], grid: Mapping[Cell, Batch], *, chunk: int,
+             axes: Sequence[str], train_ranges: Sequence[Sequence[int]], step: int) -> GridResult:
+  """Decodes every cell of `grid` greedily and scores it; see `GridResult`.
+
+  decode: NumPy eval batch of `chunk` rows -> generated tokens int32 [chunk, A] (see
+  `decode_rows`).
+  """
+  batch, index_N = stack_cells(grid)
+  generated_NxA = decode_rows(decode, batch, chunk)
+  cells = [tuple(int(n) for n in c) for c in grid]
+  exact_C, digit_C, count_C = score(generated_NxA, batch, index_N, len(cells))
+  return GridResult(axes=list(axes), cells=cells, exact_C=exact_C, digit_C=digit_C, count_C=count_C,
+                    in_box_C=np.array([in_box(c, train_ranges) for c in cells]),
+                    train_ranges=[tuple(int(n) for n in r) for r in train_ranges], step=int(step))
+
+
+def as_table(result: GridResult, values_C: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
+  """A [rows, cols] table of per-cell values for 1- or 2-axis grids (NaN for missing cells),
+  and the lengths along each axis. A 1-axis grid is one row."""
+  cells = np.array(result.cells)
+  if cells.shape[1] > 2:
+    raise ValueError(f"a grid with {cells.shape[1]} length axes has no 2-D table; use the .json per-cell scores")
+  if cells.shape[1] == 1:
+    cells = np.concatenate([np.ones_like(cells), cells], axis=1)
+  ticks = [sorted(set(cells[:, k].tolist())) for k in range(2)]
+  table = np.full((len(ticks[0]), len(ticks[1])), np.nan)
+  for (a, b), v in zip(cells, values_C):
+    table[ticks[0].index(a), ticks[1].index(b)] = v
+  return table, ticks
+
+
+def format_grid(result: GridResult) -> str:
+  """The exact-match grid as text: rows = first length axis, columns = second; training cells
+  in brackets, then the in/out-of-distribution means."""
+  table, (rows, cols) = as_table(result, result.exact_C)
+  boxed = {c for c, inside in zip(result.cells, result.in_box_C) if inside}
+  two_axes = len(result.cells[0]) == 2
+  layout = f"rows: {result.axes[0]}, columns: {result.axes[1]}" if two_axes else f"columns: {result.axes[0]}"
+  lines = [f"exact match (%) at step {result.step}; {layout}; [..] = training lengths",
+           "      " + "".join(f"{c:>7}" for c in cols)]
+  for i, r in enumerate(rows):
+    cells_text = []
+    for j, c in enumerate(cols):
+      cell = (r, c) if two_axes else (c,)
+      text = "" if np.isnan(table[i, j]) else f"{100 * table[i, j]:.1f}"
+      cells_text.append(f"[{text}]" if cell in boxed else f" {text} ")
+    lines.append(f"{r:>6}" + "".join(f"{t:>7}" for t in cells_text))
+  summary = result.summary()
+  lines.append(f"in-distribution mean {100 * summary['eval/exact_id']:.1f}%, "
+               f"out-of-distribution mean {100 * summary['eval/exact_ood']:.1f}%")
+  return "\n".join(lines)
+
+
+def plot_heatmap(result: GridResult, path: str, title: str = "") -> None:
+  """Writes the exact-match grid as a heatmap PNG, values annotated, the training region boxed."""
+  table, (rows, cols) = as_table(result, result.exact_C)
+  two_axes = len(result.cells[0]) == 2
+  fig = Figure(figsize=(2.0 + 0.6 * len(cols), 1.5 + 0.6 * len(rows)), dpi=120)
+  ax = fig.subplots()
+  image = ax.imshow(100 * table, vmin=0, vmax=100, cmap="viridis", origin="lower")
+  for i in range(len(rows)):
+    for j in range(len(cols)):
+      if not np.isnan(table[i, j]):
+        ax.text(j, i, f"{100 * table[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                color="black" if table[i, j] > 0.5 else "white")
+  ranges = result.train_ranges if two_axes else [(1, 1)] + result.train_ranges
+  (r_lo, r_hi), (c_lo, c_hi) = ranges
+  inside_rows = [i for i, r in enumerate(rows) if r_lo <= r <= r_hi]
+  inside_cols = [j for j, c in enumerate(cols) if c_lo <= c <= c_hi]
+  if inside_rows and inside_cols:
+    ax.add_patch(Rectangle(
+        (inside_cols[0] - 0.5, inside_rows[0] - 0.5), len(inside_cols), len(inside_rows),
+        fill=False, edgecolor="red", linewidth=2, label="training lengths"))
+    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.12), fontsize=7, frameon=False)
+  ax.set_xticks(range(len(cols)), [str(c) for c in cols])
+  ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+  ax.set_xlabel(result.axes[-1])
+  ax.set_ylabel(result.axes[0] if two_axes else "")
+  summary = result.summary()
+  ax.set_title(f"{title} step {result.step}\nexact match: ID {100 * summary['eval/exact_id']:.1f}%, "
+               f"OOD {100 * summary['eval/exact_ood']:.1f}%".strip(), fontsize=8)
+  fig.colorbar(image, ax=ax, label="exact match (%)")
+  fig.tight_layout()
+  fig.savefig(path)
+
+
+def save(result: GridResult, eval_dir: str, title: str = "") -> str:
+  """Writes grid_<step>.npz, .json and .png under eval_dir; returns the path prefix."""
+  os.makedirs(eval_dir, exist_ok=True)
+  prefix = os.path.join(eval_dir, f"grid_{result.step:07d}")
+  np.savez(prefix + ".npz", axes=np.array(result.axes), cells=np.array(result.cells), exact=result.exact_C, digit=result.digit_C,
+           count=result.count_C, in_box=result.in_box_C, train_ranges=np.array(result.train_ranges),
+           step=result.step)
+  with open(prefix + ".json", "w") as f:
+    json.dump({"step": result.step, "axes": result.axes, "train_ranges": result.train_ranges, **result.summary(),
+               "cells": [{"lengths": list(c), "exact": float(e), "digit": float(d), "count": int(n),
+                          "in_distribution": bool(i)}
+                         for c, e, d, n, i in zip(result.cells, result.exact_C, result.digit_C, result.count_C,
+                                                  result.in_box_C)]}, f, indent=1)
+  plot_heatmap(result, prefix + ".png", title)
+  return prefix

@@ -1,0 +1,169 @@
+"""The training run, top to bottom: validate, build, resume, train, evaluate, checkpoint.
+
+Every process runs this same function. Each builds only its rows of the global batch from
+the stateless sampler (`data_gen.pipeline.sample_batch`: the batch of step s depends only on
+the seed, s and the process's slice), so a run resumed from a checkpoint at step k sees
+exactly the batches an uninterrupted run sees from k on. Process 0 writes the run record:
+
+  workdir/config.json, env.json, metrics.jsonl, checkpoints/<step>/, eval/grid_<step>.{npz,json,png}
+"""
+
+import os
+import time
+from typing import Any, Mapping
+
+import jax
+import ml_collections
+import numpy as np
+from flax import nnx
+from jax.experimental import multihost_utils
+
+from arithlab import config as config_lib
+from arithlab.train import checkpoint as checkpoint_lib
+from arithlab.train import decode as decode_lib
+from arithlab.train import evaluate as evaluate_lib
+from arithlab.train import mesh as mesh_lib
+from arithlab.train import metrics as metrics_lib
+from arithlab.train import optim
+from arithlab.train import step as step_lib
+from data_gen import grid as grid_lib
+from data_gen import pipeline, tfds_eval
+
+Grid = dict[tuple[int, ...], dict[str, np.ndarray]]
+
+
+def eval_grid(cfg: ml_collections.ConfigDict) -> Grid:
+  """The evaluation cells: the frozen TFDS set at eval.tfds_dir, or sampled from eval.lengths."""
+  if cfg.eval.tfds_dir:
+    return tfds_eval.read_eval_set(cfg.eval.tfds_dir)
+  return pipeline.eval_grid(cfg.data, grid_lib.cells(config_lib.eval_ranges(cfg)), cfg.eval.n_per_cell,
+                            seed=cfg.eval.seed)
+
+
+def check_lengths(model: nnx.Module, train_batch: Mapping[str, np.ndarray], grid: Grid) -> None:
+  """Raises the model's ValueError (naming the encoding and its limit) when the training batch
+  or the longest eval cell (prompt + answer) has position IDs or a length the encoding cannot hold."""
+  model.check_length(int(np.max(train_batch["positions"])), train_batch["tokens"].shape[1])
+  for batch in grid.values():
+    positions = max(int(np.max(batch["prompt_positions"])), int(np.max(batch["answer_positions"])))
+    model.check_length(positions, batch["prompt"].shape[1] + batch["answer"].shape[1])
+
+
+def _pad_time_globally(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Right-pads this process's rows to the longest T of all processes (PAD, position 0, no loss),
+  which changes no loss: every process then contributes the same [B_local, T] shape."""
+  if jax.process_count() == 1:
+    return local
+  t = int(np.max(multihost_utils.process_allgather(np.int32(local["tokens"].shape[1]))))
+  return {k: np.pad(v, [(0, 0), (0, t - v.shape[1])] + [(0, 0)] * (v.ndim - 2)) for k, v in local.items()}
+
+
+def _trim_metrics(workdir: str, step: int) -> None:
+  """Drops metrics.jsonl rows after `step` (written by a run that died after its last checkpoint)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if os.path.exists(path):
+    kept = [row for row in metrics_lib.read_metrics(workdir) if row["step"] <= step]
+    os.remove(path)
+    writer = metrics_lib.MetricsWriter(workdir)
+    for row in kept:
+      writer.write(row.pop("step"), row)
+
+
+def _mean_metrics(history: list[dict[str, jax.Array]]) -> dict[str, float]:
+  """Means over the logged interval (lr: the last value; tokens: the sum)."""
+  values = jax.device_get(history)
+  out = {k: float(np.mean([h[k] for h in values])) for k in values[0]}
+  out["lr"] = float(values[-1]["lr"])
+  out["tokens"] = float(np.sum([h["tokens"] for h in values]))
+  return out
+
+
+def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None = None) -> dict[str, Any]:
+  """Trains (or resumes) the run of `cfg` in `workdir` to cfg.train.steps.
+
+  stop_at: stop after this step as a preemption would, with a checkpoint written (to split
+  a run into job-length pieces; tests use it to check exact resume).
+  Returns the last logged train metrics, the last eval summary and "step".
+  """
+  config_lib.validate(cfg, device_count=jax.device_count(), process_count=jax.process_count())
+  writer = metrics_lib.is_writer()
+  mesh = mesh_lib.make_mesh(cfg.mesh)
+  rules = cfg.model.logical_rules
+  if writer:
+    os.makedirs(workdir, exist_ok=True)
+    metrics_lib.write_config(workdir, cfg)
+    metrics_lib.write_env(workdir)
+
+  data = pipeline.build(cfg.data)
+  rows = mesh_lib.process_rows(mesh, rules, cfg.train.batch_size)
+  per_process = cfg.train.batch_size // jax.process_count()
+  if rows != (jax.process_index() * per_process, (jax.process_index() + 1) * per_process):
+    raise ValueError(f"process {jax.process_index()} holds rows {rows} of the global batch, not its sampler "
+                     f"slice; order the mesh devices by process (jax.devices() order does)")
+
+  def batch_at(step: int) -> dict[str, np.ndarray]:
+    local = pipeline.sample_built(data, seed=cfg.seed, step=step, process_index=jax.process_index(),
+                                  process_count=jax.process_count(), batch_size=cfg.train.batch_size)
+    return _pad_time_globally(local)
+
+  grid = eval_grid(cfg)
+  tx = optim.make_optimizer(cfg.train)
+  model_def, state, shardings = step_lib.init(cfg, mesh, tx)
+  check_lengths(model_def.merge(state["params"], state["rng_counts"]), batch_at(0), grid)
+
+  checkpointer = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"), cfg.checkpoint,
+                                             cfg.checkpoint.best_metric)
+  start = checkpointer.latest_step() or 0
+  if start:
+    state = checkpointer.restore(start, state)
+    if writer:
+      _trim_metrics(workdir, start)
+
+  first = batch_at(start)
+  batch_shardings = {k: mesh_lib.batch_sharding(mesh, rules, v.ndim) for k, v in first.items()}
+  train_step = step_lib.make_train_step(model_def, cfg.train, tx, shardings, batch_shardings, mesh)
+  decode = decode_lib.make_decode(model_def, mesh, rules, cached=cfg.eval.cached)
+  train_ranges = data.sources[0].ranges
+  metrics_writer = metrics_lib.MetricsWriter(workdir) if writer else None
+  progress = metrics_lib.Progress(cfg.train.steps, start) if writer else None
+
+  def run_eval(step: int) -> dict[str, float]:
+    result = evaluate_lib.evaluate(
+        lambda part: decode(state["params"], state["rng_counts"], mesh_lib.replicated_batch(part, mesh, rules)),
+        grid, chunk=cfg.eval.batch_size, axes=data.sources[0].task.length_axes, train_ranges=train_ranges,
+        step=step)
+    summary = result.summary()
+    if writer:
+      evaluate_lib.save(result, os.path.join(workdir, "eval"), cfg.name)
+      metrics_writer.write(step, summary)
+      progress.message(evaluate_lib.format_grid(result))
+    return summary
+
+  last_train: dict[str, float] = {}
+  last_eval: dict[str, float] = {}
+  history: list[dict[str, jax.Array]] = []
+  tick, end = time.perf_counter(), cfg.train.steps if stop_at is None else min(stop_at, cfg.train.steps)
+  for step in range(start, end):
+    batch = first if step == start else batch_at(step)
+    state, metrics = train_step(state, mesh_lib.global_batch(batch, mesh, rules, cfg.train.batch_size))
+    history.append(metrics)
+    done = step + 1
+    if done % cfg.train.log_every == 0 or done == end:
+      last_train = _mean_metrics(history)
+      elapsed, tick = time.perf_counter() - tick, time.perf_counter()
+      last_train.update(step_time=elapsed / len(history), tokens_per_s=last_train.pop("tokens") / elapsed)
+      history = []
+      if writer:
+        metrics_writer.write(done, last_train)
+        progress.update(done, last_train)
+    evaluated = done == cfg.train.steps or (cfg.eval.every and done % cfg.eval.every == 0)
+    if evaluated:
+      last_eval = run_eval(done)
+      tick = time.perf_counter()
+    if done % cfg.checkpoint.every == 0 or done == end or evaluated:
+      checkpointer.save(done, state, metrics=last_eval if evaluated else None)
+  checkpointer.wait()
+  checkpointer.close()
+  if writer:
+    progress.close()
+  return {"step": end, **last_train, **last_eval}
