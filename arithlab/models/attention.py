@@ -50,9 +50,11 @@ def allowed_keys(key_mask_BxS: jax.Array, index: jax.Array | int, num_queries: i
 def log_n_scale(allowed_BxTxS: jax.Array, base: float) -> jax.Array:
   """float32 [B, 1, T, 1]: log(n) / log(base), n = keys query t attends (at least 1).
 
-  The length-dependent temperature (log-n scaling: Chiang & Cholak 2022 with base e; with
-  base = the training length it is 1 there and grows as log_base(n) beyond, the form used
-  for length generalization). n counts the keys each query actually attends.
+  The length-dependent temperature: softmax(scale * logits) with scale = log_base(n)
+  (log-n scaling of Chiang & Cholak 2022 and Scalable-Softmax with base e; with base = the
+  training length it is 1 there and grows beyond it). Awasthi & Gupta 2023 add "a small
+  number of length dependent parameters"; their exact form is unverified, this is the
+  common one. n counts the keys each query actually attends (causal: its prefix).
   """
   n_BxT = jnp.maximum(allowed_BxTxS.sum(axis=-1), 1).astype(jnp.float32)
   return (jnp.log(n_BxT) / math.log(base))[:, None, :, None]

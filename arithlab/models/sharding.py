@@ -27,6 +27,13 @@ DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
 )
 
 
+def freeze_rules(rules: Rules) -> tuple[tuple[str, Any], ...]:
+  """The rules as nested tuples (hashable: modules keep them as static attributes), whatever
+  sequences they came as (e.g. lists from a JSON config)."""
+  return tuple((name, rule if rule is None or isinstance(rule, str) else tuple(rule))
+               for name, rule in rules)
+
+
 def _axes(rule: Any) -> tuple[str, ...]:
   if rule is None:
     return ()

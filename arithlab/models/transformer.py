@@ -17,7 +17,7 @@ from arithlab.models.attention import Attention, Keys, allowed_keys
 from arithlab.models.encodings import Dims, Encoding, build_encoding
 from arithlab.models.encodings.base import State, dense, normal_init
 from arithlab.models.looped import apply_layers
-from arithlab.models.sharding import Rules, constrain
+from arithlab.models.sharding import Rules, constrain, freeze_rules
 
 
 def make_norm(cfg: ml_collections.ConfigDict, dtype: Any, rngs: nnx.Rngs) -> nnx.Module:
@@ -32,13 +32,13 @@ def make_norm(cfg: ml_collections.ConfigDict, dtype: Any, rngs: nnx.Rngs) -> nnx
 class Mlp(nnx.Module):
   """GELU: down(gelu(up x)); SwiGLU: down(silu(gate x) * up x)."""
 
-  def __init__(self, cfg: ml_collections.ConfigDict, dtype: Any, rngs: nnx.Rngs):
+  def __init__(self, cfg: ml_collections.ConfigDict, dtype: Any, rules: Rules, rngs: nnx.Rngs):
     def proj(spec, shape, logical):
       return dense(spec, shape, logical, bias_dims=1, use_bias=cfg.use_bias, dtype=dtype,
                    rngs=rngs)
 
     self.swiglu = cfg.activation == "swiglu"
-    self.rules = cfg.logical_rules
+    self.rules = rules
     self.up = proj("BTD,DF->BTF", (cfg.d_model, cfg.d_ff), ("embed", "mlp"))
     self.gate = proj("BTD,DF->BTF", (cfg.d_model, cfg.d_ff), ("embed", "mlp")) if self.swiglu \
         else nnx.data(None)
@@ -57,16 +57,16 @@ class Block(nnx.Module):
   """Pre-LN block: x += attn(norm x); the encoding's after_mlp hook; x += mlp(norm x)."""
 
   def __init__(self, cfg: ml_collections.ConfigDict, encoding: Encoding, dtype: Any,
-               rngs: nnx.Rngs):
-    self.rules = cfg.logical_rules
+               rules: Rules, rngs: nnx.Rngs):
+    self.rules = rules
     self.attn_norm = make_norm(cfg, dtype, rngs)
     self.attn = Attention(
         cfg.d_model, cfg.d_model // cfg.heads, encoding.head_layout(), encoding.layer(rngs),
         use_bias=cfg.use_bias, dropout=cfg.dropout,
         temperature_base=cfg.temperature_base if cfg.temperature == "log_n" else None,
-        dtype=dtype, rules=cfg.logical_rules, rngs=rngs)
+        dtype=dtype, rules=rules, rngs=rngs)
     self.mlp_norm = make_norm(cfg, dtype, rngs)
-    self.mlp = Mlp(cfg, dtype, rngs)
+    self.mlp = Mlp(cfg, dtype, rules, rngs)
     self.dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
 
   def __call__(self, x_BxTxD: jax.Array, positions: jax.Array, state: State, keys: Keys,
@@ -93,7 +93,7 @@ class Transformer(nnx.Module):
     self.looped = cfg.looped
     self.recurrences = cfg.recurrences
     self.test_recurrences = cfg.test_recurrences
-    self.rules: Rules = cfg.logical_rules
+    self.rules = freeze_rules(cfg.logical_rules)
     dims = Dims(d_model=cfg.d_model, heads=cfg.heads, head_dim=cfg.d_model // cfg.heads,
                 causal=cfg.causal, max_position=cfg.max_len, levels=cfg.position_levels,
                 dtype=dtype)
@@ -103,7 +103,8 @@ class Transformer(nnx.Module):
                            embedding_init=normal_init(), rngs=rngs,
                            embedding_metadata={"logical": ("vocab", "embed")})
     self.dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
-    self.blocks = nnx.List([Block(cfg, self.encoding, dtype, rngs) for _ in range(cfg.layers)])
+    self.blocks = nnx.List([Block(cfg, self.encoding, dtype, self.rules, rngs)
+                            for _ in range(cfg.layers)])
     self.final_norm = make_norm(cfg, dtype, rngs)
     self.unembed = nnx.data(None) if cfg.tied_embeddings else dense(
         "BTD,DV->BTV", (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), bias_dims=1,

@@ -127,6 +127,13 @@ def test_logical_to_spec():
   assert logical_to_spec(("vocab", "embed"), DEFAULT_RULES) == P("tensor", "fsdp")
 
 
+def test_rules_from_json_lists_keep_the_model_hashable(make_model):
+  model = make_model("rope", logical_rules=[[name, list(rule) if isinstance(rule, tuple) else rule]
+                                            for name, rule in DEFAULT_RULES])
+  hash(nnx.graphdef(model))
+  assert model.rules == DEFAULT_RULES
+
+
 def test_partition_specs_follow_the_metadata(make_model):
   model = make_model("rope")
   specs = models.partition_specs(nnx.state(model, nnx.Param), DEFAULT_RULES)
