@@ -120,8 +120,8 @@ class Tokenizer:
     return self._encode_chunks(text)
 
   def _lookup(self, chars: np.ndarray) -> np.ndarray:
-    ids = self._char_lut[chars]
-    if np.any(ids < 0):
+    ids = np.take(self._char_lut, chars)
+    if ids.size and ids.min() < 0:
       bad = chars[ids < 0][0]
       raise ValueError(f"character {chr(bad)!r} (code {bad}) is not in the vocabulary of "
                        f"tokenizer {self.name!r}: it holds printable ASCII and '\\n'")
@@ -134,66 +134,78 @@ class Tokenizer:
     return TokenBatch(tokens, text.sig_BxT, text.num_BxT, text.target_BxT, text.length_B)
 
   def _encode_chunks(self, text: Text) -> TokenBatch:
-    chars, num, sig = text.chars_BxT, text.num_BxT, text.sig_BxT
-    batch, width = chars.shape
+    """Cuts all runs at once from their flat start indices and lengths (no per-row loop)."""
+    batch, width = text.chars_BxT.shape
     k = self.chunk
-    t = np.arange(width)
-    valid = t[None, :] < text.length_B[:, None]
-    in_num = num >= 0
-    digit = chars.astype(np.int16) - ord("0")
-    not_digit = in_num & ((digit < 0) | (digit > 9))
-    if np.any(not_digit):
-      raise ValueError(f"character {chr(chars[not_digit][0])!r} is marked as part of a number "
-                       f"(num >= 0) but is not a digit; tokenizer {self.name!r} chunks digits")
-    same_prev = np.zeros_like(in_num)
-    same_prev[:, 1:] = in_num[:, 1:] & (num[:, 1:] == num[:, :-1])
-    run_start = in_num & ~same_prev
-    run_end = in_num.copy()
-    run_end[:, :-1] &= ~same_prev[:, 1:]
-    end_t = np.minimum.accumulate(np.where(run_end, t, width)[:, ::-1], axis=1)[:, ::-1]
-    if self.direction == "l2r":
-      start_t = np.maximum.accumulate(np.where(run_start, t, 0), axis=1)
-      chunk_start = in_num & ((t - start_t) % k == 0)
-    else:
-      chunk_start = run_start | (in_num & ((end_t - t) % k == k - 1))
-    token_start = valid & (~in_num | chunk_start)
-    separator = chunk_start & ~run_start if self.commas else np.zeros_like(in_num)
-    slot = np.cumsum(token_start.astype(np.int32) + separator, axis=1) - 1
-    length = slot[:, -1] + 1 if width else np.zeros(batch, np.int32)
-
-    rows, cols = np.nonzero(token_start)
-    is_chunk = in_num[rows, cols]
-    left = end_t[rows, cols] - cols  # digits of the run after this one
-    size = np.where(is_chunk, np.minimum(left + 1, k) if self.direction == "l2r" else left % k + 1,
-                    1)
-    value = np.zeros(rows.shape, np.int32)
-    for i in range(1, k + 1):
-      value = np.where(i <= size, value * 10 + digit[rows, np.minimum(cols + i - 1, width - 1)],
-                       value)
-    ids = np.where(is_chunk, self._chunk_base[size] + value, self._lookup(chars[rows, cols]))
-    if np.any(ids == PAD_ID):
+    chars, num_BxW = text.chars_BxT.ravel(), text.num_BxT
+    if np.count_nonzero(chars) != int(text.length_B.sum()):
       raise ValueError(f"tokenizer {self.name!r}: a NUL character (code 0) inside a row")
+    in_num_BxW = num_BxW >= 0
+    bad = in_num_BxW & (text.chars_BxT - np.uint8(ord("0")) > 9)  # uint8: wraps below "0"
+    if np.any(bad):
+      raise ValueError(f"character {chr(text.chars_BxT[bad][0])!r} is marked as part of a "
+                       f"number (num >= 0) but is not a digit; tokenizer {self.name!r} chunks "
+                       "digits")
+    same_next_BxW = np.zeros_like(in_num_BxW)
+    same_next_BxW[:, :-1] = in_num_BxW[:, :-1] & (num_BxW[:, :-1] == num_BxW[:, 1:])
+    run_start_BxW = in_num_BxW.copy()
+    run_start_BxW[:, 1:] &= ~same_next_BxW[:, :-1]
+    first = np.flatnonzero(run_start_BxW).astype(np.int32)
+    end = np.flatnonzero(in_num_BxW & ~same_next_BxW).astype(np.int32) + 1
+    # Chunks tile each run on a grid of step k anchored at its first (l2r) or last (r2l)
+    # character: chunk c covers [lo, lo + k) with lo = first - shift + c*k, clipped to the run.
+    size = end - first
+    count = (size + k - 1) // k
+    shift = 0 if self.direction == "l2r" else (k - size % k) % k
+    chunk_first = np.repeat(first, count)
+    lo = np.arange(count.sum(), dtype=np.int32) * k + np.repeat(
+        first - shift - k * (np.cumsum(count, dtype=np.int32) - count), count)
+    start = np.maximum(lo, chunk_first)
+    chunk_size = np.minimum(lo + k, np.repeat(end, count)) - start
+    value = np.zeros(start.shape, np.int32)
+    for j in range(k):
+      digit = np.take(chars, start + j, mode="clip").astype(np.int32) - ord("0")
+      value = np.where(j < chunk_size, value * 10 + digit, value)
 
+    emits = (text.chars_BxT != 0) & ~in_num_BxW
+    emits = emits.ravel()
+    emits[start] = True
+    p = np.flatnonzero(emits)
+    is_chunk = np.take(in_num_BxW.ravel(), p)
+    ids = self._lookup(np.take(chars, p))
+    ids[is_chunk] = np.take(self._chunk_base, chunk_size) + value
+    sig = text.sig_BxT.ravel()
+    token_sig = np.full(p.shape, -1, np.int16)
+    token_sig[is_chunk] = np.minimum(np.take(sig, start), np.take(sig, start + chunk_size - 1))
+
+    outputs = np.arange(p.size)  # output index of each token, counting every row
+    if self.commas:
+      separator = np.zeros(p.shape, bool)
+      separator[is_chunk] = start > chunk_first
+      outputs = np.cumsum(1 + separator) - 1
+    bounds = np.searchsorted(p, np.arange(batch + 1) * width)  # each row's tokens in p
+    row_start = np.append(outputs, outputs[-1] + 1 if p.size else 0)[bounds]
+    length = np.diff(row_start).astype(np.int32)
     out_width = max(int(length.max(initial=0)), 1)
+    out_flat = outputs + np.repeat(np.arange(batch) * out_width - row_start[:-1], np.diff(bounds))
+
     out = TokenBatch(
         tokens_BxT=np.zeros((batch, out_width), np.int32),
         sig_BxT=np.full((batch, out_width), -1, np.int16),
         num_BxT=np.full((batch, out_width), -1, np.int16),
         target_BxT=np.zeros((batch, out_width), bool),
-        length_B=length.astype(np.int32),
+        length_B=length,
     )
-    out_cols = slot[rows, cols]
-    out.tokens_BxT[rows, out_cols] = ids
-    out.sig_BxT[rows, out_cols] = np.where(
-        is_chunk, np.minimum(sig[rows, cols], sig[rows, cols + size - 1]), -1)
-    out.num_BxT[rows, out_cols] = num[rows, cols]
-    out.target_BxT[rows, out_cols] = text.target_BxT[rows, cols]
+    num, target = num_BxW.ravel(), text.target_BxT.ravel()
+    out.tokens_BxT.ravel()[out_flat] = ids
+    out.sig_BxT.ravel()[out_flat] = token_sig
+    out.num_BxT.ravel()[out_flat] = np.take(num, p)
+    out.target_BxT.ravel()[out_flat] = np.take(target, p)
     if self.commas:
-      sep_rows, sep_cols = np.nonzero(separator)
-      sep_out = slot[sep_rows, sep_cols] - 1
-      out.tokens_BxT[sep_rows, sep_out] = self.separator_id
-      out.num_BxT[sep_rows, sep_out] = num[sep_rows, sep_cols]
-      out.target_BxT[sep_rows, sep_out] = text.target_BxT[sep_rows, sep_cols]
+      sep_flat, sep_p = out_flat[separator] - 1, p[separator]
+      out.tokens_BxT.ravel()[sep_flat] = self.separator_id
+      out.num_BxT.ravel()[sep_flat] = np.take(num, sep_p)
+      out.target_BxT.ravel()[sep_flat] = np.take(target, sep_p)
     return out
 
   def decode(self, tokens_BxT: np.ndarray, length_B: np.ndarray | None = None) -> list[str]:
