@@ -5,6 +5,16 @@ least-significant digit first). A format writes a problem as a `Text` batch: rig
 ASCII characters, each annotated with what a tokenizer and a position-ID rule need to know
 (which number a character belongs to, the significance of a digit, whether it is part of
 the answer). Everything is vectorized over the batch: there is no per-example Python loop.
+
+Building texts fast. A format describes a text as a list of `Piece`s (a literal, a number,
+a list of numbers, ...) and `assemble` writes them all at once. Inside a piece every
+character is a packed 8-byte record (`RECORD`: character, target flag, significance,
+number index) viewed as one int64, so placing a piece is a single scatter of int64 values
+instead of one scatter per annotation. A piece holds `items` (one for a literal or a number,
+K for a list of K numbers); each record carries its position inside its item, and records
+whose position falls beyond the item's length are dropped. That one rule expresses ragged
+rows, numbers written most-significant digit first (position = length - 1 - significance),
+separators between list elements and absent list elements (length 0).
 """
 
 import dataclasses
@@ -14,6 +24,22 @@ import numpy as np
 
 PAD_CHAR = 0  # chars_BxT value beyond a row's length
 
+RECORD = np.dtype([("char", "u1"), ("target", "?"), ("sig", "<i2"), ("num", "<i2"),
+                   ("spare", "<i2")])
+assert RECORD.itemsize == 8
+
+
+def record(char: int | str, *, sig: int = -1, num: int = -1, target: bool = False) -> np.int64:
+  """One packed character record (RECORD viewed as int64)."""
+  code = ord(char) if isinstance(char, str) else char
+  return np.array([(code, target, sig, num, 0)], RECORD).view(np.int64)[0]
+
+
+PAD_RECORD = record(PAD_CHAR)
+CHAR_UNIT = record(1, sig=0, num=0) - record(0, sig=0, num=0)  # + k * CHAR_UNIT adds k to char
+NUM_UNIT = record(0, sig=0, num=1) - record(0, sig=0, num=0)  # + k * NUM_UNIT adds k to num
+SIG_UNIT = record(0, sig=1, num=0) - record(0, sig=0, num=0)  # + k * SIG_UNIT adds k to sig
+
 
 @dataclasses.dataclass(frozen=True)
 class Number:
@@ -21,7 +47,9 @@ class Number:
 
   digits_BxW: int8, least-significant digit first; zero beyond each row's length.
   length_B: int32, digits in each number (>= 1; the number 0 has length 1). No leading
-    zeros: digits_BxW[b, length_B[b] - 1] != 0 unless the number is 0.
+    zeros: digits_BxW[b, length_B[b] - 1] != 0 unless the number is 0. (Exception: the
+    operand and answer of a "digit_string" problem are digit strings, which may begin
+    with zeros; see `Problem`.)
   """
 
   digits_BxW: np.ndarray
@@ -43,9 +71,33 @@ class Number:
       digits[b, : len(s)] = [int(c) for c in reversed(s)]
     return cls(digits, np.array([len(s) for s in strs], np.int32))
 
+  @classmethod
+  def from_array(cls, values_B: np.ndarray) -> "Number":
+    """Vectorized conversion of an integer array (values in [0, 2**63)) of any shape [B]."""
+    values_B = np.asarray(values_B, np.int64)
+    if values_B.size and values_B.min() < 0:
+      raise ValueError(f"numbers must be non-negative, got {int(values_B.min())}")
+    top = int(values_B.max()) if values_B.size else 0
+    width = len(str(top))
+    powers_W = 10 ** np.arange(width, dtype=np.int64)
+    digits = ((values_B[:, None] // powers_W) % 10).astype(np.int8)
+    length = np.maximum(1, (values_B[:, None] >= powers_W).sum(axis=1)).astype(np.int32)
+    return cls(digits, length)
+
   def to_ints(self) -> list[int]:
     """The numbers as Python ints (for tests)."""
     return [int("".join(str(d) for d in row[:n][::-1])) for row, n in zip(self.digits_BxW, self.length_B)]
+
+  def to_strs(self) -> list[str]:
+    """The numbers as digit strings, most significant digit first (for tests)."""
+    return ["".join(str(d) for d in row[:n][::-1]) for row, n in zip(self.digits_BxW, self.length_B)]
+
+  def take(self, rows_N: np.ndarray) -> "Number":
+    """The rows `rows_N` (int [N]) of the batch."""
+    return Number(self.digits_BxW[rows_N], self.length_B[rows_N])
+
+
+LAYOUTS = ("arithmetic", "list", "digit_string", "repeat")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,16 +106,47 @@ class Problem:
 
   operands: the inputs, each a `Number` batch of the same batch size.
   answers: the outputs (one number for addition; several for sorting or counting).
-  op: the operator character the plain format writes between operands ("+", "*", ...).
+  op: the operator character the plain format writes between operands ("+", "*"); for the
+    "repeat" layout the symbol written n times.
+  layout: how formats write the problem:
+    "arithmetic"    `128+367=495`: operands joined by `op`, "=", the one answer.
+    "list"          `S 5 3 9 1 > 1 3 5 9 E`: `prefix`, the operands, optionally
+                    ` ? query`, then ` > `, the answers and ` E`.
+    "digit_string"  `10204112 -> 00111224`: one operand and one answer that are digit
+                    strings (leading zeros allowed).
+    "repeat"        `R a a a > 1 2 3 E`: operand 0 is n, written as n copies of `op`.
+  prefix: the task-prefix letter of "list" and "repeat" problems ("" otherwise).
+  query: the queried element of hint tasks (`H 5 3 9 1 ? 3 > 5 E`), or None.
+  operand_count_B, answer_count_B: int32 [B] for lists whose length varies by row: row b
+    uses only its first operand_count_B[b] operands and answer_count_B[b] answers (the
+    others hold arbitrary valid numbers). None means every row uses all of them.
   """
 
   operands: tuple[Number, ...]
   answers: tuple[Number, ...]
   op: str
+  layout: str = "arithmetic"
+  prefix: str = ""
+  query: Number | None = None
+  operand_count_B: np.ndarray | None = None
+  answer_count_B: np.ndarray | None = None
+
+  def __post_init__(self):
+    if self.layout not in LAYOUTS:
+      raise ValueError(f"layout {self.layout!r} unknown; choose one of: {', '.join(LAYOUTS)}")
 
   @property
   def batch(self) -> int:
-    return self.operands[0].batch
+    return (self.operands + self.answers)[0].batch
+
+  def take(self, rows_N: np.ndarray) -> "Problem":
+    """The rows `rows_N` (int [N]) of the batch, every field included."""
+    take = lambda n: n.take(rows_N)
+    count = lambda c: None if c is None else c[rows_N]
+    return dataclasses.replace(
+        self, operands=tuple(map(take, self.operands)), answers=tuple(map(take, self.answers)),
+        query=None if self.query is None else take(self.query),
+        operand_count_B=count(self.operand_count_B), answer_count_B=count(self.answer_count_B))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +177,166 @@ class Text:
     return [row[:n].tobytes().decode("ascii") for row, n in zip(self.chars_BxT, self.length_B)]
 
 
+@dataclasses.dataclass(frozen=True)
+class Piece:
+  """Part of a text in packed form (see the module docstring); `assemble` writes pieces.
+
+  records: int64 [B or 1, N, R] packed records (RECORD viewed as int64) of N items.
+  pos: int [B or 1, N, R] position of each record inside its item.
+  length_BxN: int [B or 1, N] records written per item; records with pos >= length are
+    dropped. Items are written one after another, in order.
+  """
+
+  records: np.ndarray
+  pos: np.ndarray
+  length_BxN: np.ndarray
+
+
+def text_records(text: Text) -> np.ndarray:
+  """The characters of `text` as packed records: int64 [B, T]."""
+  packed = np.empty(text.chars_BxT.shape, RECORD)
+  packed["char"], packed["target"] = text.chars_BxT, text.target_BxT
+  packed["sig"], packed["num"], packed["spare"] = text.sig_BxT, text.num_BxT, 0
+  return packed.view(np.int64)
+
+
+def records_text(records_BxT: np.ndarray, length_B: np.ndarray) -> Text:
+  """Unpacks records (int64 [B, T], PAD_RECORD beyond each row's length) into a Text."""
+  packed = records_BxT[..., None].view(RECORD)[..., 0]
+  return Text(
+      chars_BxT=np.ascontiguousarray(packed["char"]),
+      sig_BxT=np.ascontiguousarray(packed["sig"]),
+      num_BxT=np.ascontiguousarray(packed["num"]),
+      target_BxT=np.ascontiguousarray(packed["target"]),
+      length_B=length_B.astype(np.int32),
+  )
+
+
+def literal_piece(s: str, *, target: bool = False) -> Piece:
+  """The same literal string in every row (its digits are not part of any number)."""
+  records = np.array([record(c, target=target) for c in s], np.int64).reshape(1, 1, len(s))
+  return Piece(records, np.arange(len(s)).reshape(1, 1, -1), np.full((1, 1), len(s)))
+
+
+def choice_piece(options: Sequence[str], choice_B: np.ndarray, *, target: bool = False) -> Piece:
+  """Row b gets the literal options[choice_B[b]] (int [B] indices into `options`)."""
+  width = max(1, max(map(len, options)))
+  table = np.full((len(options), width), PAD_RECORD, np.int64)
+  for i, s in enumerate(options):
+    table[i, : len(s)] = [record(c, target=target) for c in s]
+  lengths = np.array([len(s) for s in options])
+  return Piece(table[choice_B][:, None, :], np.arange(width).reshape(1, 1, -1),
+               lengths[choice_B][:, None])
+
+
+def digits_piece(digits_BxNxW: np.ndarray, length_BxN: np.ndarray, *, index_BxN=None,
+                 reverse: bool = False, target: bool = False, between: str = "",
+                 hints: str = "", after: str = "", after_length_BxN=None) -> Piece:
+  """Numbers as digit characters: the workhorse behind number, list and scratchpad pieces.
+
+  Args:
+    digits_BxNxW: int, N numbers per row, least-significant digit first.
+    length_BxN: int, digits written per number (more than a number's length writes zero
+      padding; 0 writes nothing).
+    index_BxN: int, the num index of each number (sig and num annotate its digits), or
+      None for digits outside numbers (sig = num = -1).
+    reverse: write the least-significant digit first.
+    target: mark the characters as part of the answer.
+    between: a character written between consecutive digits (`4 9 5`, `1,2,8`).
+    hints: index-hint letters: hints[s] is written before the digit of significance s.
+    after: a character written after the number (a list separator), for the numbers where
+      after_length_BxN (int, 0 or 1; default 1) says so.
+  Returns:
+    A Piece of N items.
+  """
+  batch, n, w = digits_BxNxW.shape
+  length_BxN = np.asarray(length_BxN)
+  sig_W = np.arange(w)
+  base_W = record("0", sig=0, num=0, target=target) + sig_W * SIG_UNIT
+  if index_BxN is None:
+    base_W = np.full(w, record("0", target=target))
+  records = digits_BxNxW.astype(np.int64) * CHAR_UNIT + base_W
+  if index_BxN is not None:
+    records += np.asarray(index_BxN, np.int64)[..., None] * NUM_UNIT
+  if reverse:
+    order_BxNxW = sig_W
+  else:  # most significant first; digits beyond the length get a position that is dropped
+    order_BxNxW = np.where(sig_W < length_BxN[..., None], length_BxN[..., None] - 1 - sig_W, w)
+  units = [records]
+  if hints:
+    if w > len(hints):
+      raise ValueError(f"index hints cover numbers of at most {len(hints)} digits; got {w} digits")
+    letters_W = np.array([record(hints[s], target=target) for s in range(w)], np.int64)
+    units = [np.broadcast_to(letters_W, records.shape), records]
+  if between:
+    units.append(np.full(records.shape, record(between, target=target)))
+  stride = len(units)
+  records = np.stack(units, axis=-1).reshape(batch, n, w * stride)
+  pos = (order_BxNxW[..., None] * stride + np.arange(stride)).reshape(*order_BxNxW.shape[:-1], -1)
+  pos = np.broadcast_to(pos, records.shape)
+  total_BxN = np.maximum(length_BxN * stride - (1 if between else 0), 0)
+  if after:
+    after_BxN = np.ones_like(length_BxN) if after_length_BxN is None else after_length_BxN
+    records = np.concatenate([records, np.full((batch, n, 1), record(after, target=target))], -1)
+    pos = np.concatenate([pos, np.broadcast_to(total_BxN[..., None], (batch, n, 1))], -1)
+    total_BxN = total_BxN + after_BxN
+  return Piece(records, pos, total_BxN)
+
+
+def number_piece(number: Number, index: int | np.ndarray | None, *, reverse: bool = False,
+                 width: int | np.ndarray | None = None, target: bool = False, hints: str = "",
+                 between: str = "") -> Piece:
+  """One number per row as a Piece of one item (see `number_text` and `digits_piece`).
+
+  width: zero-pad to this many digits: an int or int [B] (must be >= every length).
+  """
+  length = number.length_B
+  digits = number.digits_BxW
+  if width is not None:
+    width_B = np.broadcast_to(np.asarray(width), length.shape)
+    if np.any(length > width_B):
+      bad = int(np.argmax(length > width_B))
+      raise ValueError(f"padding width {int(width_B[bad])} is below an operand length {int(length[bad])}")
+    length = width_B
+    extra = int(width_B.max()) - digits.shape[1]
+    if extra > 0:
+      digits = np.pad(digits, ((0, 0), (0, extra)))
+  index_Bx1 = None if index is None else np.broadcast_to(np.asarray(index), length.shape)[:, None]
+  return digits_piece(digits[:, None, :], length[:, None], index_BxN=index_Bx1, reverse=reverse,
+                      target=target, hints=hints, between=between)
+
+
+def text_piece(text: Text) -> Piece:
+  """A Text as a Piece of one item per row."""
+  t = text.chars_BxT.shape[1]
+  return Piece(text_records(text)[:, None, :], np.arange(t).reshape(1, 1, t), text.length_B[:, None])
+
+
+def assemble(pieces: Sequence[Piece]) -> Text:
+  """Writes the pieces one after another in every row: one int64 scatter per piece.
+
+  Returns:
+    The Text [B, T] with T = the longest row (at least 1).
+  """
+  if not pieces:
+    raise ValueError("assemble needs at least one piece")
+  batch = max(max(p.records.shape[0], p.length_BxN.shape[0]) for p in pieces)
+  lengths = [np.broadcast_to(p.length_BxN, (batch, p.length_BxN.shape[1])) for p in pieces]
+  ends_BxM = np.cumsum(np.concatenate(lengths, axis=1), axis=1)
+  total_B = ends_BxM[:, -1]
+  t = max(int(total_B.max()), 1)
+  out = np.full(batch * (t + 1) + 1, PAD_RECORD, np.int64)  # the last slot takes dropped records
+  row_base_B = np.arange(batch, dtype=np.int64) * (t + 1)
+  item = 0
+  for piece, length_BxN in zip(pieces, lengths):
+    n = length_BxN.shape[1]
+    start_BxN = ends_BxM[:, item:item + n] - length_BxN + row_base_B[:, None]
+    item += n
+    dest = np.where(piece.pos < length_BxN[..., None], start_BxN[..., None] + piece.pos, out.size - 1)
+    out[dest] = piece.records
+  return records_text(out[:-1].reshape(batch, t + 1)[:, :t], total_B)
+
+
 def const_text(s: str, batch: int, *, target: bool = False) -> Text:
   """The same literal string `s` in every row; its digits are not part of any number."""
   chars = np.frombuffer(s.encode("ascii"), np.uint8)
@@ -107,62 +350,23 @@ def const_text(s: str, batch: int, *, target: bool = False) -> Text:
   )
 
 
-def number_text(number: Number, index: int, *, reverse: bool = False, width: int | None = None,
-                target: bool = False) -> Text:
+def number_text(number: Number, index: int | np.ndarray | None, *, reverse: bool = False,
+                width: int | None = None, target: bool = False) -> Text:
   """Writes each number as digit characters.
 
   Args:
     number: the batch to write.
-    index: the value written into num_BxT for these characters.
+    index: the value written into num_BxT for these characters (an int, or int [B] for a
+      per-row index); None writes digits outside numbers (sig = num = -1).
     reverse: write the least-significant digit first.
     width: zero-pad every number to this many digits (must be >= every length).
     target: mark the characters as part of the answer.
   """
-  length = number.length_B
-  if width is not None:
-    if np.any(length > width):
-      raise ValueError(f"padding width {width} is below an operand length {int(length.max())}")
-    length = np.full_like(length, width)
-  w = max(int(length.max()), 1)
-  sig = np.arange(w)[None, :] if reverse else (length[:, None] - 1 - np.arange(w)[None, :])
-  valid = np.arange(w)[None, :] < length[:, None]
-  sig = np.where(valid, sig, 0)
-  digits = np.zeros((number.batch, w), np.int8)
-  src_w = min(w, number.digits_BxW.shape[1])
-  digits[:, :src_w] = number.digits_BxW[:, :src_w]
-  chars = np.take_along_axis(digits, sig, axis=1).astype(np.uint8) + ord("0")
-  return Text(
-      chars_BxT=np.where(valid, chars, PAD_CHAR).astype(np.uint8),
-      sig_BxT=np.where(valid, sig, -1).astype(np.int16),
-      num_BxT=np.where(valid, index, -1).astype(np.int16),
-      target_BxT=valid & target,
-      length_B=length.astype(np.int32),
-  )
+  return assemble([number_piece(number, index, reverse=reverse, width=width, target=target)])
 
 
 def concat(parts: Sequence[Text]) -> Text:
   """Concatenates texts row by row (ragged: each row's parts are joined without gaps)."""
   if not parts:
     raise ValueError("concat needs at least one part")
-  batch = parts[0].batch
-  offsets = np.cumsum([np.zeros(batch, np.int64)] + [p.length_B for p in parts], axis=0)
-  total = offsets[-1]
-  t = max(int(total.max()), 1)
-  out = Text(
-      chars_BxT=np.zeros((batch, t), np.uint8),
-      sig_BxT=np.full((batch, t), -1, np.int16),
-      num_BxT=np.full((batch, t), -1, np.int16),
-      target_BxT=np.zeros((batch, t), bool),
-      length_B=total.astype(np.int32),
-  )
-  rows = np.arange(batch)[:, None]
-  for part, offset in zip(parts, offsets[:-1]):
-    w = part.chars_BxT.shape[1]
-    valid = np.arange(w)[None, :] < part.length_B[:, None]
-    cols = offset[:, None] + np.arange(w)[None, :]
-    r, c = np.broadcast_to(rows, valid.shape)[valid], cols[valid]
-    out.chars_BxT[r, c] = part.chars_BxT[valid]
-    out.sig_BxT[r, c] = part.sig_BxT[valid]
-    out.num_BxT[r, c] = part.num_BxT[valid]
-    out.target_BxT[r, c] = part.target_BxT[valid]
-  return out
+  return assemble([text_piece(p) for p in parts])
