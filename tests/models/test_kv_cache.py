@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from arithlab.models.encodings import ENCODINGS, Encoding, LayerEncoding
+
 PAD_B = np.array([0, 3])  # left pads of the two prompts
 PROMPT, STEPS = 6, 3
 
@@ -85,3 +87,49 @@ def test_encoder_model_refuses_decode(make_model):
   with pytest.raises(ValueError, match="causal"):
     model.decode(jnp.ones((1, 1), jnp.int32), jnp.zeros((1, 1), jnp.int32),
                  model.init_cache(1, 2))
+
+
+class ToyLayer(LayerEncoding):
+  """Uses every hook, the way TAPE does: per-token features that q, k, the bias, the cache
+  and the attention weights all touch, updated after attention and after the MLP."""
+
+  def queries_keys(self, q_BxTxQxK, k_BxTxGxK, positions, state):
+    del positions
+    return q_BxTxQxK * (1 + state[..., :1]), k_BxTxGxK * (1 + state[..., 1:])
+
+  def key_data(self, positions, state):
+    return {"features": state, "ids": positions * 2}
+
+  def bias(self, query_positions, key_positions, state):
+    return state[..., 0].transpose(0, 2, 1)[..., None] * 0.1 + key_positions[:, None, None] * 0.01
+
+  def after_attention(self, state, probs_BxHxTxS, key_data):
+    return state + jnp.einsum("BHTS,BSHF->BTHF", probs_BxHxTxS, key_data["features"])
+
+  def after_mlp(self, state, x_BxTxD):
+    return state + jnp.tanh(x_BxTxD[..., :state.shape[2] * 2]).reshape(state.shape)
+
+
+class Toy(Encoding):
+
+  def __init__(self, dims, *, rngs):
+    del rngs
+    super().__init__(dims)
+
+  def init_state(self, positions):
+    angle = positions.astype(jnp.float32)[..., None, None] * jnp.ones((self.dims.heads, 2))
+    return jnp.sin(angle) * 0.5
+
+  def layer(self, rngs):
+    del rngs
+    return ToyLayer()
+
+
+def test_cache_threads_state_and_key_data_of_every_hook(monkeypatch, make_model, make_positions,
+                                                        make_tokens):
+  monkeypatch.setitem(ENCODINGS._entries, "toy", Toy)
+  model = make_model("toy", looped=True, recurrences=2, test_recurrences=2)
+  assert model.init_cache(2, 5)["layers"][0]["features"].shape == (2, 5, 4, 2)
+  tokens, positions, mask = padded_inputs(model, make_positions, make_tokens)
+  cached, uncached = cached_and_uncached(model, tokens, positions, mask)
+  assert_equal_on_real_tokens(cached, uncached, mask)

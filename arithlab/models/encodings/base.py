@@ -10,10 +10,17 @@ encoding family is one file that registers an `Encoding` subclass:
       super().__init__(dims)
       ...
 
+Then add one import line to encodings/__init__.py. The tests in tests/models/ parametrize
+over the registry, so shapes, causality and cached == uncached decoding are checked for the
+new encoding (and its `randomized:` variant) with no further work.
+
 Construction. `cls(dims, rngs=rngs, **options)`. Every keyword-only argument other than
 `rngs` is an option; its default is the documented default (`options_of(cls)` reads them;
-the model config fills `cfg.model.encoding_options` with them, and an unknown option is a
-ValueError listing the valid ones). `dims` (below) says what the encoding serves.
+`cfg.model.encoding_options` overrides them, see `config.encoding_options(cfg)`, and an
+unknown option is a ValueError listing the valid ones). `dims` (below) says what the
+encoding serves. Set `self.limit` (exclusive bound on position IDs) if there is one, and the
+class attribute `randomizable = False` if the encoding takes no integer positions.
+Hooks run inside jit: pure functions of their arguments and the module's parameters.
 
 Model-level hooks (on the `Encoding`, called once per forward pass):
   check_length(max_position_id, seq_len)  before any compute; raise ValueError naming the
