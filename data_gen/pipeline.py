@@ -1,0 +1,294 @@
+"""The data pipeline: task -> format -> tokenizer -> position IDs -> training and eval batches.
+
+Stateless sampling. `sample_batch(cfg, seed=, step=, process_index=, process_count=,
+batch_size=)` depends on nothing but its arguments. The global batch is cut into
+`cfg.num_shards` equal shards of consecutive rows; shard s of step t draws everything (lengths,
+problems, format randomness, position offsets) from its own Philox stream keyed by
+(seed, TRAIN_DOMAIN, t, s). A process builds only its own shards (process p of P owns shards
+[p*S/P, (p+1)*S/P)), so a resumed run and every host draw exactly the right, disjoint rows,
+and the processes' rows concatenated are the single-process batch (up to trailing padding:
+each process pads its rows to its own bucketed length unless `cfg.pad_to_max_len`).
+
+Batch contract (NumPy; see the project brief):
+  training: tokens int32 [B, T] (BOS, [task token,] prompt, answer, EOS, PAD...; T a multiple
+    of cfg.bucket), positions int32 [B, T(, L)] (0 at PAD), loss_mask float32 [B, T].
+  eval: prompt int32 [B, P] left-padded, prompt_positions int32 [B, P(, L)], answer int32
+    [B, A] (answer tokens, EOS, PAD...), answer_positions int32 [B, A(, L)], digit_mask bool
+    [B, A].
+"""
+
+import dataclasses
+from typing import Any, Sequence
+
+import ml_collections
+import numpy as np
+
+from data_gen import formats, grid, hints, positions, tasks, tokenizers
+from data_gen.tokenizers import PAD_ID, TokenBatch
+
+LOSSES = ("answer", "all")
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+  """The data config every experiment starts from (20-digit reversed addition, one token per char)."""
+  cfg = ml_collections.ConfigDict()
+  cfg.task = "addition"
+  cfg.task_options = ml_collections.ConfigDict()  # keyword arguments of the task
+  cfg.format = "reverse_answer+dollar"
+  cfg.tokenizer = "char"
+  cfg.positions = "sequential"
+  cfg.position_options = ml_collections.ConfigDict()  # keyword arguments of the position rule
+  cfg.loss = "answer"  # "answer": answer tokens and EOS; "all": every token after the prefix (Lee)
+  cfg.train_lengths = ml_collections.ConfigDict({"len_0": (1, 20), "len_1": (1, 20)})  # per length axis
+  cfg.hints = ""  # e.g. "successor_hint:0.5" (see data_gen.hints)
+  cfg.bucket = 8  # T is rounded up to a multiple of this
+  cfg.max_len = 256  # longest allowed sequence; a longer example raises
+  cfg.pad_to_max_len = False  # T = max_len always (identical shapes on every host)
+  cfg.num_shards = 1  # random streams per global batch; process_count must divide it
+  cfg.holdout = 0.125  # hash-split fraction reserved for evaluation (see data_gen.grid)
+  return cfg
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """One task of the mixture, ready to sample: its rows are encoded behind `task_index`."""
+
+  task: Any
+  ranges: tuple[tuple[int, int], ...]  # (min, max) per length axis
+  task_index: int | None  # task-prefix token index; None without hints
+  holdout: float  # hash split applied to training rows (0 for hint tasks)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pipeline:
+  """A validated data config, resolved to objects."""
+
+  sources: tuple[Source, ...]
+  fractions: tuple[float, ...]
+  spec: Any
+  tokenizer: tokenizers.Tokenizer
+  rule: Any
+  rule_options: dict
+  loss: str
+  bucket: int
+  max_len: int
+  pad_to_max_len: bool
+  num_shards: int
+
+
+def _ranges(lengths: Any, axes: Sequence[str], where: str) -> tuple[tuple[int, int], ...]:
+  names = sorted(lengths.keys()) if lengths is not None else []
+  if sorted(axes) != names:
+    raise ValueError(f"{where} has length axes {names}; task needs exactly {sorted(axes)}")
+  out = []
+  for axis in axes:
+    lo, hi = (int(v) for v in lengths[axis])
+    if not 1 <= lo <= hi:
+      raise ValueError(f"{where}.{axis} = ({lo}, {hi}) is not a range 1 <= min <= max")
+    out.append((lo, hi))
+  return tuple(out)
+
+
+def build(cfg: ml_collections.ConfigDict) -> Pipeline:
+  """Validates a data config and resolves its names (ValueError names the bad field)."""
+  if cfg.loss not in LOSSES:
+    raise ValueError(f"data.loss {cfg.loss!r} unknown; choose one of: {', '.join(LOSSES)}")
+  for field in ("bucket", "max_len", "num_shards"):
+    if int(cfg[field]) < 1:
+      raise ValueError(f"data.{field} = {cfg[field]} must be >= 1")
+  if cfg.pad_to_max_len and cfg.max_len % cfg.bucket:
+    raise ValueError(f"data.max_len = {cfg.max_len} must be a multiple of data.bucket = "
+                     f"{cfg.bucket} when data.pad_to_max_len is set")
+  if not 0 <= cfg.holdout < 1:
+    raise ValueError(f"data.holdout = {cfg.holdout} must be in [0, 1)")
+  main = tasks.build(cfg.task, **cfg.task_options)
+  mixture = hints.parse_mixture(cfg.hints)
+  sources = [Source(main, _ranges(cfg.train_lengths, main.length_axes, "data.train_lengths"),
+                    0 if mixture else None, float(cfg.holdout))]
+  for i, (name, _) in enumerate(mixture, start=1):
+    hint = tasks.build(name)
+    sources.append(Source(hint, hints.hint_ranges(hint.length_axes, main.length_axes,
+                                                  sources[0].ranges), i, 0.0))
+  rule = positions.POSITIONS.get(cfg.positions)
+  return Pipeline(
+      sources=tuple(sources),
+      fractions=hints.fractions(mixture),
+      spec=formats.parse_format(cfg.format),
+      tokenizer=tokenizers.TOKENIZERS.get(cfg.tokenizer),
+      rule=rule,
+      rule_options=dict(cfg.position_options),
+      loss=cfg.loss,
+      bucket=int(cfg.bucket),
+      max_len=int(cfg.max_len),
+      pad_to_max_len=bool(cfg.pad_to_max_len),
+      num_shards=int(cfg.num_shards),
+  )
+
+
+def validate_data_config(cfg: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the bad field; returns None for a valid config."""
+  build(cfg)
+
+
+def encode(pipe: Pipeline, source: Source, problem, rng: np.random.Generator, *,
+           train: bool) -> tuple[TokenBatch, np.ndarray]:
+  """Problem -> (framed TokenBatch [B, T]: BOS, [task,] text, EOS; position ids [B, T(, L)])."""
+  text = formats.render(problem, pipe.spec, rng)
+  tb = tokenizers.with_bos_eos(pipe.tokenizer.encode(text), source.task_index)
+  longest = int(tb.length_B.max())
+  if longest > pipe.max_len:
+    raise ValueError(f"an example has {longest} tokens, above data.max_len = {pipe.max_len}")
+  ids = pipe.rule(tb, rng, train=train, **pipe.rule_options)
+  return tb, ids
+
+
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
+def _pad_time(x: np.ndarray, t: int) -> np.ndarray:
+  return np.pad(x, [(0, 0), (0, t - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
+
+
+def train_arrays(pipe: Pipeline, source: Source, tb: TokenBatch,
+                 ids: np.ndarray) -> dict[str, np.ndarray]:
+  """The training dict of one encoded group (unpadded T): tokens, positions, loss_mask.
+
+  loss "answer": the target tokens (answer and EOS); "all": every token after the prefix
+  (BOS and, with hints, the task token).
+  """
+  if pipe.loss == "answer":
+    mask = tb.target_BxT
+  else:
+    prefix = 1 if source.task_index is None else 2
+    mask = tb.valid_BxT & (np.arange(tb.tokens_BxT.shape[1]) >= prefix)
+  return {"tokens": tb.tokens_BxT.astype(np.int32), "positions": ids.astype(np.int32),
+          "loss_mask": mask.astype(np.float32)}
+
+
+def _concat_rows(parts: Sequence[dict[str, np.ndarray]], t: int) -> dict[str, np.ndarray]:
+  return {key: np.concatenate([_pad_time(p[key], t) for p in parts]) for key in parts[0]}
+
+
+def sample_lengths(rng: np.random.Generator, ranges: Sequence[tuple[int, int]], n: int) -> np.ndarray:
+  """int64 [n, K]: per-example lengths, uniform within each axis's inclusive (min, max)."""
+  lo, hi = np.array(ranges, np.int64).T
+  return rng.integers(lo, hi + 1, size=(n, len(ranges)))
+
+
+def sample_problems(source: Source, rng: np.random.Generator, n: int):
+  """n training problems of one source at uniform lengths, outside the held-out hash part."""
+  lengths_NxK = sample_lengths(rng, source.ranges, n)
+  if source.holdout > 0:
+    return grid.sample_split(source.task, rng, lengths_NxK, holdout=source.holdout,
+                             want_held_out=False)
+  return source.task.sample(rng, lengths_NxK)
+
+
+def _shard(pipe: Pipeline, seed: int, step: int, shard: int, rows: int) -> dict[str, np.ndarray]:
+  rng = grid.derive_rng(seed, grid.TRAIN_DOMAIN, step, shard)
+  parts = []
+  for source, n in zip(pipe.sources, hints.split_rows(pipe.fractions, rows)):
+    if n:
+      tb, ids = encode(pipe, source, sample_problems(source, rng, n), rng, train=True)
+      parts.append(train_arrays(pipe, source, tb, ids))
+  return _concat_rows(parts, max(p["tokens"].shape[1] for p in parts))
+
+
+def sample_batch(cfg: ml_collections.ConfigDict, *, seed: int, step: int, process_index: int = 0,
+                 process_count: int = 1, batch_size: int) -> dict[str, np.ndarray]:
+  """This process's rows of the global training batch of `step` (stateless).
+
+  Args:
+    cfg: a data config (`default_data_config()`), validated here.
+    seed: the data seed; step: the training step (any int >= 0).
+    process_index, process_count: this process and the number of processes.
+    batch_size: the GLOBAL batch; divisible by cfg.num_shards, which process_count divides.
+  Returns:
+    {"tokens": int32 [b, T], "positions": int32 [b, T(, L)], "loss_mask": float32 [b, T]} with
+    b = batch_size // process_count rows and T a multiple of cfg.bucket (cfg.max_len when
+    cfg.pad_to_max_len).
+  """
+  pipe = build(cfg)
+  return sample_built(pipe, seed=seed, step=step, process_index=process_index,
+                      process_count=process_count, batch_size=batch_size)
+
+
+def sample_built(pipe: Pipeline, *, seed: int, step: int, process_index: int, process_count: int,
+                 batch_size: int) -> dict[str, np.ndarray]:
+  """`sample_batch` for an already built Pipeline (skips validation; for hot loops)."""
+  shards = pipe.num_shards
+  if shards % process_count or batch_size % shards:
+    raise ValueError(f"batch_size {batch_size} must divide into data.num_shards = {shards} shards, "
+                     f"and process_count {process_count} must divide data.num_shards")
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index {process_index} is outside [0, {process_count})")
+  per = shards // process_count
+  parts = [_shard(pipe, seed, step, s, batch_size // shards)
+           for s in range(process_index * per, (process_index + 1) * per)]
+  t = pipe.max_len if pipe.pad_to_max_len else _round_up(max(p["tokens"].shape[1] for p in parts),
+                                                          pipe.bucket)
+  return _concat_rows(parts, t)
+
+
+def _split_prompt(tb: TokenBatch) -> np.ndarray:
+  """int [B]: where each row's target suffix (answer + EOS) starts."""
+  t = np.arange(tb.tokens_BxT.shape[1])
+  start_B = np.where(tb.target_BxT, t, tb.tokens_BxT.shape[1]).min(axis=1)
+  suffix_BxT = tb.valid_BxT & (t >= start_B[:, None])
+  if not np.array_equal(suffix_BxT, tb.target_BxT & tb.valid_BxT):
+    raise ValueError("the format's target characters are not one suffix of each example; "
+                     "an eval batch needs prompt then answer")
+  return start_B
+
+
+def _gather(x: np.ndarray, index_BxN: np.ndarray, valid_BxN: np.ndarray) -> np.ndarray:
+  index = np.clip(index_BxN, 0, x.shape[1] - 1).reshape(index_BxN.shape + (1,) * (x.ndim - 2))
+  out = np.take_along_axis(x, index, axis=1)
+  return np.where(valid_BxN.reshape(valid_BxN.shape + (1,) * (x.ndim - 2)), out, 0)
+
+
+def eval_arrays(tb: TokenBatch, ids: np.ndarray) -> dict[str, np.ndarray]:
+  """Splits encoded examples into the eval layout (prompt left-padded, answer right-padded)."""
+  start_B = _split_prompt(tb)
+  answer_B = tb.length_B - start_B
+  p, a = int(start_B.max()), int(answer_B.max())
+  j_P, j_A = np.arange(p)[None, :], np.arange(a)[None, :]
+  prompt_src, prompt_ok = j_P - (p - start_B[:, None]), j_P >= p - start_B[:, None]
+  answer_src, answer_ok = start_B[:, None] + j_A, j_A < answer_B[:, None]
+  return {
+      "prompt": _gather(tb.tokens_BxT, prompt_src, prompt_ok).astype(np.int32),
+      "prompt_positions": _gather(ids, prompt_src, prompt_ok).astype(np.int32),
+      "answer": _gather(tb.tokens_BxT, answer_src, answer_ok).astype(np.int32),
+      "answer_positions": _gather(ids, answer_src, answer_ok).astype(np.int32),
+      "digit_mask": _gather(tb.sig_BxT >= 0, answer_src, answer_ok).astype(bool),
+  }
+
+
+def eval_batch(cfg: ml_collections.ConfigDict, cell: Sequence[int], n: int, *,
+               seed: int) -> dict[str, np.ndarray]:
+  """N held-out main-task examples with exactly the lengths of `cell`, in the eval layout.
+
+  Args:
+    cfg: a data config; cell: one length per length axis of cfg.task; n: rows; seed: eval seed.
+  Returns:
+    prompt int32 [n, P], prompt_positions int32 [n, P(, L)], answer int32 [n, A],
+    answer_positions int32 [n, A(, L)], digit_mask bool [n, A]; positions from the rule in
+    test mode (train=False).
+  """
+  return eval_grid(cfg, [cell], n, seed=seed)[tuple(int(c) for c in cell)]
+
+
+def eval_grid(cfg: ml_collections.ConfigDict, cells: Sequence[Sequence[int]], n: int, *,
+              seed: int) -> dict[tuple[int, ...], dict[str, np.ndarray]]:
+  """`eval_batch` for every cell: {cell tuple: eval dict}. Each cell has its own random stream."""
+  pipe = build(cfg)
+  main = pipe.sources[0]
+  out = {}
+  for cell in cells:
+    cell = tuple(int(c) for c in cell)
+    rng = grid.derive_rng(seed, grid.EVAL_DOMAIN, *cell)
+    problem = grid.sample_cell(main.task, cell, n, rng=rng, holdout=main.holdout,
+                               train_ranges=main.ranges)
+    out[cell] = eval_arrays(*encode(pipe, main, problem, rng, train=False))
+  return out
