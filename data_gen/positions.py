@@ -62,37 +62,42 @@ def _masked(ids_BxT: np.ndarray, valid_BxT: np.ndarray) -> np.ndarray:
 def sequential(tb: TokenBatch, rng: np.random.Generator, *, train: bool) -> np.ndarray:
   """int32 [B, T]: 0, 1, 2, ... along each row; 0 at padding."""
   del rng, train
-  t_BxT = np.broadcast_to(np.arange(tb.tokens_BxT.shape[1]), tb.tokens_BxT.shape)
-  return _masked(t_BxT, tb.valid_BxT)
+  return np.where(tb.valid_BxT, np.arange(tb.tokens_BxT.shape[1], dtype=np.int32), 0)
 
 
-def run_starts(tb: TokenBatch) -> np.ndarray:
-  """bool [B, T]: True on the first token of each run (consecutive tokens, same num >= 0)."""
+def _digits(tb: TokenBatch) -> np.ndarray:
+  """int [N]: flat (row-major) indices of the digit tokens (sig >= 0)."""
+  return np.flatnonzero(tb.sig_BxT >= 0)
+
+
+def _digit_order(tb: TokenBatch, digits_N: np.ndarray) -> np.ndarray:
+  """int32 [N]: j for the j-th digit token (1-based, written order) of its run.
+
+  A run's first token is a digit (separators sit between chunks), so the runs' first tokens
+  split the digit list into runs.
+  """
   num = tb.num_BxT
-  start = num >= 0
-  start[:, 1:] &= num[:, 1:] != num[:, :-1]
-  return start
+  run_start = num >= 0
+  run_start[:, 1:] &= num[:, 1:] != num[:, :-1]
+  is_first = np.take(run_start.ravel(), digits_N)
+  is_first[:1] = True
+  first = np.flatnonzero(is_first)
+  count = np.diff(first, append=digits_N.size)
+  return (np.arange(1, digits_N.size + 1) - np.repeat(first, count)).astype(np.int32)
 
 
-def digit_order(tb: TokenBatch) -> np.ndarray:
-  """int32 [B, T]: j for the j-th digit token (1-based, written order) of its run, else 0."""
-  digit = tb.sig_BxT >= 0
-  count = np.cumsum(digit, axis=1, dtype=np.int32)
-  before_run = np.maximum.accumulate(np.where(run_starts(tb), count - digit, 0), axis=1)
-  return np.where(digit, count - before_run, 0).astype(np.int32)
-
-
-def digit_place(tb: TokenBatch) -> tuple[np.ndarray, np.ndarray]:
-  """(place int32 [B, T], n_places int32 [B]): dense rank of sig among the row's digit
-  tokens (-1 for non-digit tokens), and the number of distinct places in each row."""
-  sig = tb.sig_BxT.astype(np.int64)
-  batch = sig.shape[0]
-  present = np.zeros((batch, int(sig.max(initial=-1)) + 2), bool)
-  present[np.arange(batch)[:, None], sig + 1] = True
-  rank = np.cumsum(present[:, 1:], axis=1, dtype=np.int32)
-  place = np.take_along_axis(rank, np.maximum(sig, 0), axis=1) - 1
-  n_places = rank[:, -1] if rank.shape[1] else np.zeros(batch, np.int32)
-  return np.where(sig >= 0, place, -1).astype(np.int32), n_places
+def _digit_place(tb: TokenBatch, digits_N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(place int32 [N], n_places int32 [B]): the dense rank of each digit token's sig among
+  the sig values present in its row, and the number of distinct values in each row."""
+  batch, width = tb.sig_BxT.shape
+  sig = np.take(tb.sig_BxT.ravel(), digits_N).astype(np.int64)
+  span = int(sig.max(initial=-1)) + 1
+  key = digits_N // width * span + sig
+  present = np.zeros(batch * span, bool)
+  present[key] = True
+  rank_BxS = np.cumsum(present.reshape(batch, span), axis=1, dtype=np.int32)
+  n_places = rank_BxS[:, -1] if span else np.zeros(batch, np.int32)
+  return np.take(rank_BxS.ravel(), key) - 1, n_places
 
 
 @POSITIONS.register("abacus")
@@ -101,9 +106,11 @@ def abacus(tb: TokenBatch, rng: np.random.Generator, *, train: bool,
   """int32 [B, T] Abacus IDs (see module doc); offset k ~ U{0..max_offset} per batch in training."""
   if max_offset < 0:
     raise ValueError(f"abacus max_offset {max_offset} must be >= 0")
-  order = digit_order(tb)
   offset = int(rng.integers(0, max_offset + 1)) if train else 0
-  return np.where(order > 0, order + offset, 0).astype(np.int32)
+  digits = _digits(tb)
+  ids = np.zeros(tb.tokens_BxT.shape, np.int32)
+  ids.ravel()[digits] = _digit_order(tb, digits) + offset
+  return ids
 
 
 def _random_starts(rng: np.random.Generator, needed_B: np.ndarray, max_pos: int, name: str,
@@ -137,10 +144,12 @@ def coupling(tb: TokenBatch, rng: np.random.Generator, *, train: bool, max_pos: 
   """
   if levels not in (1, 2):
     raise ValueError(f"coupling levels {levels} unknown; choose one of: 1, 2")
-  valid = tb.valid_BxT & (tb.tokens_BxT >= NUM_SPECIAL)
-  place, n_places = digit_place(tb)
-  s = _random_starts(rng, n_places, max_pos, "max_pos", train)[:, None]
-  ids = _masked(np.where(place >= 0, s + 1 + place, s), valid)
+  valid = tb.tokens_BxT >= NUM_SPECIAL  # neither padding nor a special token
+  digits = _digits(tb)
+  place, n_places = _digit_place(tb, digits)
+  s = _random_starts(rng, n_places, max_pos, "max_pos", train).astype(np.int32)
+  ids = np.where(valid, s[:, None], 0)
+  ids.ravel()[digits] = np.take(s, digits // ids.shape[1]) + 1 + place
   if levels == 1:
     return ids
   if max_pos_number is None:
@@ -162,27 +171,26 @@ def sorted_subsets(rng: np.random.Generator, size_B: np.ndarray, width: int, L: 
   {0..L-1}, then zeros. Floyd's algorithm, vectorized over rows: the i-th draw is
   t_i ~ U{0..L-n+i}, replaced by L-n+i when already chosen; t_i is already chosen exactly
   when it equals an earlier t_k, or equals L-n+k for an earlier replaced draw k."""
+  batch = size_B.shape[0]
   i = np.arange(width)
   top = L - size_B[:, None] + i  # L-n+i
   valid = i < size_B[:, None]
-  draw = rng.integers(0, top + 1)
-  order = np.argsort(np.where(valid, draw, L), axis=1, kind="stable")
-  ordered = np.take_along_axis(draw, order, axis=1)
-  repeat_sorted = np.zeros_like(valid)
-  repeat_sorted[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
-  repeat = np.zeros_like(valid)
-  np.put_along_axis(repeat, order, repeat_sorted, axis=1)
+  draw = np.minimum((rng.random((batch, width)) * (top + 1)).astype(np.int64), top)
+  key = np.sort(np.where(valid, draw, L) * width + i, axis=1)  # by value, then by index
+  later = (key[:, 1:] // width == key[:, :-1] // width) & (key[:, 1:] < L * width)
+  repeat = np.zeros((batch, width), bool)
+  repeat[np.nonzero(later)[0], key[:, 1:][later] % width] = True
   k = draw - (L - size_B[:, None])
   chain = valid & (k >= 0) & (k < i)
   k = np.clip(k, 0, width - 1)
-  replaced = repeat & valid
+  replaced = repeat
   while True:
     updated = replaced | (chain & np.take_along_axis(replaced, k, axis=1))
     if np.array_equal(updated, replaced):
       break
     replaced = updated
-  chosen = np.where(replaced, top, draw)
-  return _masked(np.sort(np.where(valid, chosen, L), axis=1), valid)
+  chosen = np.where(valid, np.where(replaced, top, draw), L).astype(np.int32)
+  return _masked(np.sort(chosen, axis=1), valid)
 
 
 @POSITIONS.register("randomized")
