@@ -11,7 +11,8 @@ from absl import logging
 import jax
 from flax import nnx
 
-from arithlab.models.encodings.base import ENCODINGS, Dims, Encoding, single_level, table
+from arithlab.models.encodings.base import (ENCODINGS, Dims, Encoding, add_rows,
+                                            single_level, table)
 
 
 @ENCODINGS.register("abacus")
@@ -34,4 +35,4 @@ class Abacus(Encoding):
   def embed(self, x_BxTxD: jax.Array, positions: jax.Array) -> jax.Array:
     """x_BxTxD: compute dtype; positions: int32 [B, T] Abacus IDs."""
     ids_BxT = single_level(positions, self.name)
-    return x_BxTxD + self.table[...][ids_BxT].astype(x_BxTxD.dtype)
+    return add_rows(x_BxTxD, self.table, ids_BxT)

@@ -241,3 +241,8 @@ def table(rows: int, dims: Dims, rngs: nnx.Rngs) -> nnx.Param:
   """A learned float32 `[rows, D]` embedding table indexed by position IDs."""
   return nnx.Param(normal_init()(rngs.params(), (rows, dims.d_model), jnp.float32),
                    logical=("length", "embed"))
+
+
+def add_rows(x_BxTxD: jax.Array, table_PxD: nnx.Param, ids_BxT: jax.Array) -> jax.Array:
+  """x + table[ids]: the rows of a learned position table added to the embeddings."""
+  return x_BxTxD + table_PxD[...][ids_BxT].astype(x_BxTxD.dtype)

@@ -3,7 +3,8 @@
 import jax
 from flax import nnx
 
-from arithlab.models.encodings.base import ENCODINGS, Dims, Encoding, single_level, table
+from arithlab.models.encodings.base import (ENCODINGS, Dims, Encoding, add_rows,
+                                            single_level, table)
 
 
 @ENCODINGS.register("learned")
@@ -18,4 +19,4 @@ class Learned(Encoding):
   def embed(self, x_BxTxD: jax.Array, positions: jax.Array) -> jax.Array:
     """x_BxTxD: compute dtype; positions: int32 [B, T] in [0, limit)."""
     ids_BxT = single_level(positions, self.name)
-    return x_BxTxD + self.table[...][ids_BxT].astype(x_BxTxD.dtype)
+    return add_rows(x_BxTxD, self.table, ids_BxT)

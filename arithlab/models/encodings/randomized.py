@@ -6,11 +6,12 @@ pipeline emits the sorted random subsets of {0, ..., L-1} as position IDs. The w
 raises the limit to L and checks that a sequence of `seq_len` distinct IDs fits in [0, L).
 """
 
+import dataclasses
 from typing import Any
 
 from flax import nnx
 
-from arithlab.models.encodings.base import ENCODINGS, Dims, Encoding, check_options
+from arithlab.models.encodings.base import ENCODINGS, Dims, Encoding
 
 PREFIX = "randomized:"
 
@@ -28,12 +29,12 @@ def encoding_class(name: str) -> type[Encoding]:
 
 def build_encoding(name: str, dims: Dims, options: dict[str, Any], randomized_max_len: int,
                    rngs: nnx.Rngs) -> Encoding:
-  """Builds encoding `name` (e.g. "rope", "randomized:alibi") with its options."""
+  """Builds encoding `name` (e.g. "rope", "randomized:alibi") with its options (checked by
+  `config.validate`)."""
   cls = encoding_class(name)
-  check_options(name, cls, options)
   randomized = name.startswith(PREFIX)
   if randomized:
-    dims = Dims(**{**vars(dims), "max_position": randomized_max_len})
+    dims = dataclasses.replace(dims, max_position=randomized_max_len)
   encoding = cls(dims, rngs=rngs, **options)
   encoding.name = name
   if randomized:
