@@ -17,8 +17,8 @@ Token-level notions shared by the rules:
     written; a comma separator stays inside its number's run).
   place: the dense rank of a digit token's sig among the sig values present in its row
     (0 = the units digit). For one-digit tokens it equals sig; for r2l chunks of k digits
-    it is sig // k; in general, tokens whose lowest digits have equal significance share a
-    place and places are consecutive integers.
+    of numbers written most-significant digit first it is sig // k; in general, tokens whose
+    lowest digits have equal significance share a place, and places are consecutive.
 
 Rules:
   sequential  t for the t-th token (BOS, when present, is 0).
@@ -38,12 +38,17 @@ Rules:
               multiplication (their scratchpad variants): the index of the number within its
               part (prompt numbers = operands count 0, 1, ...; answer numbers = scratchpad
               steps count 0, 1, ... again, so operand i and step i share an ID, as in their
-              code), plus s2 ~ U{1..max_pos_number - max_index} (1 at test). A token outside
-              numbers takes the level-2 ID of the next number in its row (a separator belongs
-              to the number it introduces), or 0 after the last number; specials get 0.
+              code), plus s2 ~ U{1..max_pos_number - max_index} (1 at test). Parts are told
+              apart by `target` (answer = target tokens). A token outside numbers takes the
+              level-2 ID of the next number in its row (a separator belongs to the number it
+              introduces; their code attaches a `+` to the preceding operand when operands
+              are not reversed), or 0 after the last number; specials get 0. Their
+              3-level multiplication-scratchpad IDs are not provided.
   randomized  Ruoss et al.: the valid tokens of a row get a sorted uniformly random subset
-              of {0..L-1} (per example). At test the IDs are randomized too, as the authors
-              do, from np.random.default_rng(test_seed) so that evaluation is reproducible.
+              of {0..L-1}, drawn per example (their code draws one subset per batch for
+              equal-length sequences). At test the IDs are randomized too, as the authors do,
+              from np.random.default_rng(test_seed), so evaluation is reproducible whatever
+              rng the caller passes.
 """
 
 import numpy as np

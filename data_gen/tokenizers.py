@@ -127,19 +127,23 @@ class Tokenizer:
                        f"tokenizer {self.name!r}: it holds printable ASCII and '\\n'")
     return ids
 
+  def _check_padding(self, text: Text) -> None:
+    """Rows hold non-NUL characters up to their length and PAD_CHAR (0) beyond it."""
+    if np.count_nonzero(text.chars_BxT) != int(text.length_B.sum()):
+      raise ValueError(f"tokenizer {self.name!r}: a Text row holds a NUL character (code 0) "
+                       "before its length or a non-PAD character after it")
+
   def _encode_chars(self, text: Text) -> TokenBatch:
+    self._check_padding(text)
     tokens = self._lookup(text.chars_BxT)
-    if np.count_nonzero(tokens) != int(text.length_B.sum()):
-      raise ValueError(f"tokenizer {self.name!r}: a NUL character (code 0) inside a row")
     return TokenBatch(tokens, text.sig_BxT, text.num_BxT, text.target_BxT, text.length_B)
 
   def _encode_chunks(self, text: Text) -> TokenBatch:
     """Cuts all runs at once from their flat start indices and lengths (no per-row loop)."""
     batch, width = text.chars_BxT.shape
     k = self.chunk
+    self._check_padding(text)
     chars, num_BxW = text.chars_BxT.ravel(), text.num_BxT
-    if np.count_nonzero(chars) != int(text.length_B.sum()):
-      raise ValueError(f"tokenizer {self.name!r}: a NUL character (code 0) inside a row")
     in_num_BxW = num_BxW >= 0
     bad = in_num_BxW & (text.chars_BxT - np.uint8(ord("0")) > 9)  # uint8: wraps below "0"
     if np.any(bad):

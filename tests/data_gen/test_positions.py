@@ -8,7 +8,7 @@ import pytest
 
 from data_gen.positions import POSITIONS, sorted_subsets
 from data_gen.text import Number, concat, const_text, number_text
-from data_gen.tokenizers import TOKENIZERS, with_bos_eos
+from data_gen.tokenizers import NUM_SPECIAL, TOKENIZERS, with_bos_eos
 
 CHAR = TOKENIZERS.get("char")
 
@@ -71,7 +71,8 @@ def test_abacus_offset_is_one_per_batch_and_only_in_training():
   framed = with_bos_eos(CHAR.encode(number_text(Number.from_ints([12, 3456]), 0)))
   ids = POSITIONS.get("abacus")(framed, rng(3), train=True)
   k = ids[0, 1] - 1
-  np.testing.assert_array_equal(ids, [[0, 1 + k, 2 + k, 0, 0, 0], [0, 1 + k, 2 + k, 3 + k, 4 + k, 0]])
+  np.testing.assert_array_equal(ids, [[0, 1 + k, 2 + k, 0, 0, 0],
+                                      [0, 1 + k, 2 + k, 3 + k, 4 + k, 0]])
   with pytest.raises(ValueError, match="max_offset -1"):
     POSITIONS.get("abacus")(tb, rng(), train=True, max_offset=-1)
 
@@ -152,6 +153,45 @@ def test_chunks_count_as_one_digit():
   np.testing.assert_array_equal(l2r.sig_BxT[0], [4, 1, 0, -1, 2, 0, -1, 4, 1, 0])
   coupling = POSITIONS.get("coupling")(l2r, rng(), train=False, max_pos=5)
   np.testing.assert_array_equal(coupling[0], [5, 3, 2, 1, 4, 2, 1, 5, 3, 2])
+
+
+@st.composite
+def token_batches(draw):
+  """Random framed token batches: literals and numbers of 1..30 digits, any tokenizer."""
+  batch = draw(st.integers(1, 3))
+  parts, index = [], 0
+  for _ in range(draw(st.integers(1, 5))):
+    target = draw(st.booleans())
+    if draw(st.booleans()):
+      parts.append(const_text(draw(st.sampled_from(["+", "=", "12", " , ", ""])), batch,
+                              target=target))
+      continue
+    values = [draw(st.integers(0, 10**draw(st.integers(1, 30)) - 1)) for _ in range(batch)]
+    parts.append(number_text(Number.from_ints(values), index, reverse=draw(st.booleans()),
+                             target=target))
+    index += 1
+  tokenizer = TOKENIZERS.get(draw(st.sampled_from(TOKENIZERS.names())))
+  return with_bos_eos(tokenizer.encode(concat(parts)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(token_batches())
+def test_abacus_and_coupling_match_a_per_example_reference(tb):
+  abacus = POSITIONS.get("abacus")(tb, rng(), train=False)
+  coupling = POSITIONS.get("coupling")(tb, rng(), train=False, max_pos=200)
+  for b, n in enumerate(tb.length_B):
+    sig, num = tb.sig_BxT[b, :n].tolist(), tb.num_BxT[b, :n].tolist()
+    places = sorted({s for s in sig if s >= 0})
+    expected_abacus, expected_coupling, j = [], [], 0
+    for t in range(n):
+      j = j + 1 if t and num[t] >= 0 and num[t] == num[t - 1] else 1
+      j -= sig[t] < 0 and num[t] >= 0  # a separator inside a run is not counted
+      expected_abacus.append(j if sig[t] >= 0 else 0)
+      special = tb.tokens_BxT[b, t] < NUM_SPECIAL
+      expected_coupling.append(0 if special else 2 + places.index(sig[t]) if sig[t] >= 0 else 1)
+    assert abacus[b, :n].tolist() == expected_abacus
+    assert coupling[b, :n].tolist() == expected_coupling
+    assert not abacus[b, n:].any() and not coupling[b, n:].any()
 
 
 @st.composite

@@ -193,3 +193,12 @@ def test_token_batch_is_frozen():
   assert isinstance(tb, TokenBatch)
   with pytest.raises(AttributeError):
     tb.length_B = None
+
+
+def test_nul_inside_a_row_raises():
+  text = const_text("12", 1)
+  bad = Text(np.array([[ord("1"), 0]], np.uint8), text.sig_BxT, text.num_BxT, text.target_BxT,
+             text.length_B)
+  for name in ("char", "chunk2_l2r"):
+    with pytest.raises(ValueError, match="NUL"):
+      TOKENIZERS.get(name).encode(bad)
