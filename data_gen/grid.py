@@ -4,16 +4,23 @@ Two mechanisms keep evaluation problems out of training:
 
 1. Seed domains: training and evaluation random streams come from different
    `SeedSequence` spawn keys (`TRAIN_DOMAIN`, `EVAL_DOMAIN`), so they never share draws.
-2. A hash split of the problem space: `problem_hash` mixes every operand digit and length
-   into 64 bits (splitmix64 finalizer, vectorized over the batch). A problem is *held out*
-   when its hash falls in the lowest `holdout` fraction of [0, 2**64). Training rejects
-   held-out problems (and redraws them with the same lengths); an evaluation cell inside the
-   training length box accepts only held-out problems. A cell outside the box needs no
-   filter: its operand lengths differ from every training problem's, and lengths are exact.
-   Small cells (e.g. 1-digit + 1-digit: 100 problems) then hold few distinct held-out
-   problems, and their N samples repeat them; a cell with none raises a ValueError.
-   `holdout = 0` switches the split off (for tasks whose problem is fixed by its lengths,
-   such as `a a a -> 1 2 3` counting, where disjointness comes from the lengths alone).
+2. A hash split of the problem space. `problem_hash` maps a problem's inputs (the operands
+   a format writes, digits and lengths, and a hint's query) to 64 bits: an exact integer
+   weighted sum of the digits (float64 arithmetic on integers below 2**53, so the same on
+   every machine) mixed by the splitmix64 finalizer. A problem is *held out* when its hash
+   falls in the lowest `holdout` fraction of [0, 2**64). Equal problems hash equally, so:
+   - training (`sample_training`) keeps only problems that are not held out: it draws a
+     few more rows than needed at uniform lengths and keeps the first ones outside the
+     held-out part (cheap: one task call; lengths stay uniform in the box up to each
+     cell's own held-out share, and a length whose every problem is held out is never
+     trained on);
+   - an evaluation cell inside the training length box (`sample_cell`) accepts only held-out
+     problems, redrawing the others with the cell's exact lengths. A cell outside the box
+     needs no filter: its operand lengths differ from every training problem's.
+   Small cells (1-digit + 1-digit: 100 problems) hold few distinct held-out problems, so
+   their N samples repeat them; a cell with none raises a ValueError. `holdout = 0` switches
+   the split off (for tasks whose problem is fixed by its lengths, such as `a a a -> 1 2 3`
+   counting, disjointness then comes from the lengths alone).
 """
 
 import dataclasses
@@ -28,6 +35,7 @@ from data_gen.text import Number, Problem
 TRAIN_DOMAIN = 0
 EVAL_DOMAIN = 1
 MAX_ROUNDS = 32  # redraw rounds before a cell is declared (almost) empty
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def derive_rng(seed: int, domain: int, *key: int) -> np.random.Generator:
@@ -43,28 +51,35 @@ def _mix64(x_B: np.ndarray) -> np.ndarray:
   return x_B ^ (x_B >> np.uint64(31))
 
 
-def _number_hash(number: Number, salt: int, used_B: np.ndarray) -> np.ndarray:
-  """uint64 [B]: a hash of each number's digits and length (0 where not used_B)."""
-  w = number.digits_BxW.shape[1]
-  weights_W = _mix64(np.arange(w, dtype=np.uint64) + np.uint64(salt << 32))
-  valid_BxW = (np.arange(w)[None, :] < number.length_B[:, None]) & used_B[:, None]
-  values_BxW = np.where(valid_BxW, number.digits_BxW.astype(np.uint64) + np.uint64(1), np.uint64(0))
-  return ((values_BxW * weights_W).sum(axis=1, dtype=np.uint64)
-          + np.where(used_B, number.length_B, 0).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+def _weights(k: int, w: int) -> np.ndarray:
+  """float64 [k, w]: fixed pseudo-random integer weights below 2**32, one per (number, digit
+  position), independent of array widths (exact float64 sums up to 2**53)."""
+  index = (np.arange(k, dtype=np.uint64)[:, None] << np.uint64(24)) + np.arange(1, w + 1, dtype=np.uint64)
+  return (_mix64(index) >> np.uint64(32)).astype(np.float64)
 
 
 def problem_hash(problem: Problem) -> np.ndarray:
-  """64-bit hash of each problem's inputs: the operands a format writes (digits and lengths)
-  and the query of hint tasks. Returns uint64 [B]."""
-  batch = problem.batch
-  count_B = (np.full(batch, len(problem.operands)) if problem.operand_count_B is None
-             else problem.operand_count_B)
-  h_B = np.zeros(batch, np.uint64)
-  for k, number in enumerate(problem.operands):
-    h_B = _mix64(h_B + _number_hash(number, k + 1, k < count_B))
-  if problem.query is not None:
-    h_B = _mix64(h_B + _number_hash(problem.query, 0, np.ones(batch, bool)))
-  return h_B
+  """uint64 [B]: a hash of each problem's inputs (written operands' digits and lengths, query).
+
+  Operands beyond a row's operand_count_B are not written and do not count.
+  """
+  numbers = problem.operands + ((problem.query,) if problem.query is not None else ())
+  k, w = len(numbers), max(n.digits_BxW.shape[1] for n in numbers)
+  if 9 * k * w >= 2**21:
+    raise ValueError(f"problem_hash: {k} numbers of {w} digits exceed its exact range (k * w < 2**21 / 9)")
+  digits_BxKxW = np.zeros((problem.batch, k, w), np.float64)
+  for i, number in enumerate(numbers):
+    digits_BxKxW[:, i, :number.digits_BxW.shape[1]] = number.digits_BxW
+  length_BxK = np.stack([n.length_B for n in numbers], axis=1).astype(np.float64)
+  if problem.operand_count_B is not None:
+    used_BxK = np.arange(k)[None, :] < problem.operand_count_B[:, None]
+    if problem.query is not None:
+      used_BxK[:, -1] = True
+    length_BxK *= used_BxK
+    digits_BxKxW *= used_BxK[:, :, None]
+  digit_sum_B = digits_BxKxW.reshape(problem.batch, k * w) @ _weights(k, w).reshape(k * w)
+  length_sum_B = length_BxK @ _weights(1, k)[0]
+  return _mix64(digit_sum_B.astype(np.uint64) * _GOLDEN + _mix64(length_sum_B.astype(np.uint64)))
 
 
 def held_out(problem: Problem, holdout: float) -> np.ndarray:
@@ -97,44 +112,76 @@ def _concat(a: Problem, b: Problem) -> Problem:
       answer_count_B=counts(a.answer_count_B, b.answer_count_B))
 
 
-def sample_split(task, rng: np.random.Generator, lengths_BxK: np.ndarray, *, holdout: float,
-                 want_held_out: bool) -> Problem:
-  """Samples `task` at the given lengths, keeping only one side of the hash split.
+def sample_lengths(rng: np.random.Generator, ranges: Sequence[tuple[int, int]], n: int) -> np.ndarray:
+  """int64 [n, K]: per-example lengths, uniform within each axis's inclusive (min, max)."""
+  lo, hi = np.array(ranges, np.int64).T
+  return rng.integers(lo, hi + 1, size=(n, len(ranges)))
 
-  Rows that land on the wrong side are redrawn with their own lengths (several candidates
-  per row per round, vectorized), so the result is a deterministic function of `rng`.
+
+def sample_training(task, rng: np.random.Generator, ranges: Sequence[tuple[int, int]], n: int, *,
+                    holdout: float) -> Problem:
+  """n training problems at uniform lengths, none of them held out (module docstring).
+
+  Args:
+    task: a task with `sample(rng, lengths_BxK) -> Problem`.
+    ranges: inclusive (min, max) per length axis.
+    holdout: the held-out fraction in [0, 1); 0 draws exactly n rows with no filter.
+  Returns:
+    A Problem of batch n.
+  Raises:
+    ValueError: (almost) every problem in the ranges is held out.
+  """
+  if holdout == 0:
+    return task.sample(rng, sample_lengths(rng, ranges, n))
+  problem = None
+  for _ in range(MAX_ROUNDS):
+    need = n - (0 if problem is None else problem.batch)
+    draw = need + math.ceil(need * holdout / (1 - holdout) + 4 * math.sqrt(need * holdout) + 2)
+    candidates = task.sample(rng, sample_lengths(rng, ranges, draw))
+    keep_N = np.flatnonzero(~held_out(candidates, holdout))[:need]
+    kept = candidates.take(keep_N)
+    problem = kept if problem is None else _concat(problem, kept)
+    if problem.batch == n:
+      return problem
+  raise ValueError(f"lengths {list(ranges)} of task {problem.op!r}: almost every problem is held out "
+                   f"with holdout={holdout}; set holdout=0 or widen the lengths")
+
+
+def sample_held_out(task, rng: np.random.Generator, lengths_BxK: np.ndarray, *,
+                    holdout: float) -> Problem:
+  """Problems at exactly the given lengths, every one of them held out (for evaluation).
+
+  Rows outside the held-out part are redrawn with their own lengths, several candidates per
+  row per round, vectorized; the result is a deterministic function of `rng`.
 
   Args:
     task: a task with `sample(rng, lengths_BxK) -> Problem`.
     lengths_BxK: int, one length per length axis for each row.
     holdout: the held-out fraction in (0, 1).
-    want_held_out: True for evaluation rows, False for training rows.
   Returns:
     A Problem of batch B.
   Raises:
-    ValueError: some lengths have (almost) no problem on the wanted side.
+    ValueError: some lengths have (almost) no held-out problem.
   """
-  accept = holdout if want_held_out else 1.0 - holdout
-  tries = math.ceil(3.0 / accept)
+  tries = math.ceil(3.0 / holdout)
   problem = task.sample(rng, lengths_BxK)
-  ok_B = held_out(problem, holdout) == want_held_out
+  ok_B = held_out(problem, holdout)
   for _ in range(MAX_ROUNDS):
     redo_R = np.flatnonzero(~ok_B)
     if redo_R.size == 0:
       return problem
     candidates = task.sample(rng, np.repeat(lengths_BxK[redo_R], tries, axis=0))
-    good_RxN = (held_out(candidates, holdout) == want_held_out).reshape(redo_R.size, tries)
+    good_RxN = held_out(candidates, holdout).reshape(redo_R.size, tries)
     found_R = good_RxN.any(axis=1)
     source_B = np.arange(problem.batch)
     source_B[redo_R[found_R]] = problem.batch + (np.arange(redo_R.size) * tries
                                                  + good_RxN.argmax(axis=1))[found_R]
     problem = _concat(problem, candidates).take(source_B)
     ok_B[redo_R[found_R]] = True
-  side = "held-out (evaluation)" if want_held_out else "training"
   raise ValueError(
-      f"no {side} problem found for lengths {lengths_BxK[~ok_B][0].tolist()} of task {problem.op!r} "
-      f"with holdout={holdout}: the task has too few distinct problems at these lengths; "
-      "set holdout=0 (disjointness then comes from lengths only) or change the lengths")
+      f"no held-out problem found for lengths {lengths_BxK[~ok_B][0].tolist()} of task "
+      f"{problem.op!r} with holdout={holdout}: the task has too few distinct problems at these "
+      "lengths; set holdout=0 (disjointness then comes from lengths only) or change the lengths")
 
 
 def in_box(cell: Sequence[int], ranges: Sequence[Sequence[int]]) -> bool:
@@ -165,5 +212,5 @@ def sample_cell(task, cell: Sequence[int], n: int, *, rng: np.random.Generator, 
     raise ValueError(f"cell {tuple(cell)} needs one length per axis {tuple(task.length_axes)}")
   lengths_NxK = np.tile(np.asarray(cell, np.int64), (n, 1))
   if holdout > 0 and in_box(cell, train_ranges):
-    return sample_split(task, rng, lengths_NxK, holdout=holdout, want_held_out=True)
+    return sample_held_out(task, rng, lengths_NxK, holdout=holdout)
   return task.sample(rng, lengths_NxK)

@@ -27,6 +27,7 @@ from data_gen import formats, grid, hints, positions, tasks, tokenizers
 from data_gen.tokenizers import PAD_ID, TokenBatch
 
 LOSSES = ("answer", "all")
+TRAIN_DTYPES = {"tokens": np.int32, "positions": np.int32, "loss_mask": np.float32}
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -146,10 +147,6 @@ def _round_up(n: int, multiple: int) -> int:
   return -(-n // multiple) * multiple
 
 
-def _pad_time(x: np.ndarray, t: int) -> np.ndarray:
-  return np.pad(x, [(0, 0), (0, t - x.shape[1])] + [(0, 0)] * (x.ndim - 2))
-
-
 def train_arrays(pipe: Pipeline, source: Source, tb: TokenBatch,
                  ids: np.ndarray) -> dict[str, np.ndarray]:
   """The training dict of one encoded group (unpadded T): tokens, positions, loss_mask.
@@ -162,37 +159,32 @@ def train_arrays(pipe: Pipeline, source: Source, tb: TokenBatch,
   else:
     prefix = 1 if source.task_index is None else 2
     mask = tb.valid_BxT & (np.arange(tb.tokens_BxT.shape[1]) >= prefix)
-  return {"tokens": tb.tokens_BxT.astype(np.int32), "positions": ids.astype(np.int32),
-          "loss_mask": mask.astype(np.float32)}
+  return {"tokens": tb.tokens_BxT, "positions": ids, "loss_mask": mask}
 
 
-def _concat_rows(parts: Sequence[dict[str, np.ndarray]], t: int) -> dict[str, np.ndarray]:
-  return {key: np.concatenate([_pad_time(p[key], t) for p in parts]) for key in parts[0]}
+def _stack_rows(parts: Sequence[dict[str, np.ndarray]], t: int) -> dict[str, np.ndarray]:
+  """Concatenates groups of rows, each right-padded to T (PAD, position 0, no loss)."""
+  rows = sum(part["tokens"].shape[0] for part in parts)
+  out = {key: np.zeros((rows, t) + parts[0][key].shape[2:], dtype) for key, dtype in TRAIN_DTYPES.items()}
+  start = 0
+  for part in parts:
+    n, w = part["tokens"].shape
+    for key, value in part.items():
+      out[key][start:start + n, :w] = value
+    start += n
+  return out
 
 
-def sample_lengths(rng: np.random.Generator, ranges: Sequence[tuple[int, int]], n: int) -> np.ndarray:
-  """int64 [n, K]: per-example lengths, uniform within each axis's inclusive (min, max)."""
-  lo, hi = np.array(ranges, np.int64).T
-  return rng.integers(lo, hi + 1, size=(n, len(ranges)))
-
-
-def sample_problems(source: Source, rng: np.random.Generator, n: int):
-  """n training problems of one source at uniform lengths, outside the held-out hash part."""
-  lengths_NxK = sample_lengths(rng, source.ranges, n)
-  if source.holdout > 0:
-    return grid.sample_split(source.task, rng, lengths_NxK, holdout=source.holdout,
-                             want_held_out=False)
-  return source.task.sample(rng, lengths_NxK)
-
-
-def _shard(pipe: Pipeline, seed: int, step: int, shard: int, rows: int) -> dict[str, np.ndarray]:
+def _shard(pipe: Pipeline, seed: int, step: int, shard: int, rows: int) -> list[dict[str, np.ndarray]]:
+  """The training arrays of one shard, one unpadded dict per mixture source."""
   rng = grid.derive_rng(seed, grid.TRAIN_DOMAIN, step, shard)
   parts = []
   for source, n in zip(pipe.sources, hints.split_rows(pipe.fractions, rows)):
     if n:
-      tb, ids = encode(pipe, source, sample_problems(source, rng, n), rng, train=True)
+      problem = grid.sample_training(source.task, rng, source.ranges, n, holdout=source.holdout)
+      tb, ids = encode(pipe, source, problem, rng, train=True)
       parts.append(train_arrays(pipe, source, tb, ids))
-  return _concat_rows(parts, max(p["tokens"].shape[1] for p in parts))
+  return parts
 
 
 def sample_batch(cfg: ml_collections.ConfigDict, *, seed: int, step: int, process_index: int = 0,
@@ -224,11 +216,10 @@ def sample_built(pipe: Pipeline, *, seed: int, step: int, process_index: int, pr
   if not 0 <= process_index < process_count:
     raise ValueError(f"process_index {process_index} is outside [0, {process_count})")
   per = shards // process_count
-  parts = [_shard(pipe, seed, step, s, batch_size // shards)
-           for s in range(process_index * per, (process_index + 1) * per)]
-  t = pipe.max_len if pipe.pad_to_max_len else _round_up(max(p["tokens"].shape[1] for p in parts),
-                                                          pipe.bucket)
-  return _concat_rows(parts, t)
+  parts = [part for s in range(process_index * per, (process_index + 1) * per)
+           for part in _shard(pipe, seed, step, s, batch_size // shards)]
+  longest = max(part["tokens"].shape[1] for part in parts)
+  return _stack_rows(parts, pipe.max_len if pipe.pad_to_max_len else _round_up(longest, pipe.bucket))
 
 
 def _split_prompt(tb: TokenBatch) -> np.ndarray:

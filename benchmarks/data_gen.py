@@ -1,0 +1,191 @@
+"""Data-generation throughput: the whole pipeline (`sample_batch`) beside a lean Python reference.
+
+  python -m benchmarks.data_gen            # the table (about a minute), from the repo root
+  python -m benchmarks.data_gen --profile  # plus where the time goes, per function
+
+One core: thread pools are limited to 1 before NumPy is imported and the process is pinned
+to one CPU. Each workload runs batch 1024 through `pipeline.sample_built` (lengths,
+problems, hash split, format, tokenizer, BOS/EOS, position IDs, loss mask, padding), a new
+step per call, and through a per-example Python reference written here (random ints, str,
+reversal, dict lookup, writing the same padded tokens / positions / loss-mask arrays),
+in the same run. Reported: examples/s and tokens/s (non-padding tokens), best of REPEATS
+timings of at least MIN_SECONDS each.
+"""
+
+import os
+import sys
+
+# Run as a script, this file's folder would come first on sys.path and its name would shadow
+# the `data_gen` package: drop it.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+  sys.path.pop(0)
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+  os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import platform  # noqa: E402
+import pstats  # noqa: E402
+import random  # noqa: E402
+import time  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from data_gen import pipeline  # noqa: E402
+from data_gen.tokenizers import BOS_ID, EOS_ID, NUM_SPECIAL, CHARS  # noqa: E402
+
+BATCH = 1024
+REPEATS = 5
+MIN_SECONDS = 0.5
+VOCAB = {c: NUM_SPECIAL + i for i, c in enumerate(CHARS)}  # the `char` tokenizer's ids
+
+
+def lean_batch(strings_and_splits: list[tuple[str, int]], width: int) -> dict[str, np.ndarray]:
+  """Per-example dict lookup into padded arrays: BOS, chars, EOS; loss from the split on."""
+  tokens = np.zeros((len(strings_and_splits), width), np.int32)
+  loss = np.zeros((len(strings_and_splits), width), np.float32)
+  for b, (s, split) in enumerate(strings_and_splits):
+    ids = [BOS_ID] + [VOCAB[c] for c in s] + [EOS_ID]
+    tokens[b, :len(ids)] = ids
+    loss[b, split + 1:len(ids)] = 1.0
+  positions = np.where(tokens != 0, np.arange(width, dtype=np.int32), 0)
+  return {"tokens": tokens, "positions": positions, "loss_mask": loss}
+
+
+def _number(rng: random.Random, digits: int) -> int:
+  return rng.randint(10 ** (digits - 1), 10**digits - 1)
+
+
+def ref_reversed_addition(rng: random.Random) -> dict[str, np.ndarray]:
+  rows = []
+  for _ in range(BATCH):
+    a, b = _number(rng, 20), _number(rng, 20)
+    prompt = f"${a}+{b}="
+    rows.append((prompt + str(a + b)[::-1] + "$", len(prompt)))
+  return lean_batch(rows, 72)
+
+
+def ref_scratchpad(rng: random.Random) -> dict[str, np.ndarray]:
+  rows = []
+  for _ in range(BATCH):
+    a, b = _number(rng, 20), _number(rng, 20)
+    prompt = f"Input:\n{a}+{b}\nTarget:\n"
+    steps, carry, x, y = [], 0, a, b
+    while x or y:
+      s = x % 10 + y % 10 + carry
+      carry = s // 10
+      steps.append(f"A->{s % 10} , C->{carry}")
+      x, y = x // 10, y // 10
+    rows.append((prompt + "\n".join(steps) + f".\n{a + b}", len(prompt)))
+  return lean_batch(rows, 328)
+
+
+def ref_multiplication(rng: random.Random) -> dict[str, np.ndarray]:
+  rows = []
+  for _ in range(BATCH):
+    a, b = _number(rng, 20), _number(rng, 20)
+    prompt = f"${a}*{b}="
+    rows.append((prompt + str(a * b)[::-1] + "$", len(prompt)))
+  return lean_batch(rows, 88)
+
+
+def ref_sorting(rng: random.Random) -> dict[str, np.ndarray]:
+  rows = []
+  for _ in range(BATCH):
+    items = [_number(rng, 3) for _ in range(20)]
+    prompt = "S " + " ".join(map(str, items)) + " > "
+    rows.append((prompt + " ".join(map(str, sorted(items))) + " E", len(prompt)))
+  return lean_batch(rows, 176)
+
+
+def ref_counting(rng: random.Random) -> dict[str, np.ndarray]:
+  rows = []
+  for _ in range(BATCH):
+    a = _number(rng, 3)
+    prompt = f"N {a} {a + 19} > "
+    rows.append((prompt + " ".join(map(str, range(a, a + 20))) + " E", len(prompt)))
+  return lean_batch(rows, 120)
+
+
+def config(task: str, fmt: str, lengths: dict[str, tuple[int, int]]):
+  cfg = pipeline.default_data_config()
+  cfg.task, cfg.format, cfg.train_lengths, cfg.max_len = task, fmt, lengths, 512
+  return cfg
+
+
+WORKLOADS = (
+    ("20-digit addition, reverse_answer+dollar",
+     config("addition", "reverse_answer+dollar", {"len_0": (20, 20), "len_1": (20, 20)}),
+     ref_reversed_addition),
+    ("20-digit addition, scratchpad_simple",
+     config("addition", "scratchpad_simple", {"len_0": (20, 20), "len_1": (20, 20)}), ref_scratchpad),
+    ("20x20 multiplication, reverse_answer+dollar",
+     config("multiplication", "reverse_answer+dollar", {"len_a": (20, 20), "len_b": (20, 20)}),
+     ref_multiplication),
+    ("sorting 20 x 3-digit, plain", config("sorting", "plain", {"count": (20, 20), "digits": (3, 3)}),
+     ref_sorting),
+    ("counting_successor 20 from 3-digit, plain",
+     config("counting_successor", "plain", {"count": (20, 20), "digits": (3, 3)}), ref_counting),
+)
+
+
+def throughput(make: Callable[[int], dict[str, np.ndarray]]) -> tuple[float, float]:
+  """(examples/s, tokens/s): best of REPEATS timings, each >= MIN_SECONDS of consecutive calls."""
+  tokens = int(np.count_nonzero(make(0)["tokens"]))
+  best, call = float("inf"), 1
+  for _ in range(REPEATS):
+    calls, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < MIN_SECONDS:
+      make(call)
+      calls, call = calls + 1, call + 1
+    best = min(best, elapsed / calls)
+  return BATCH / best, tokens / best
+
+
+def pipeline_maker(cfg) -> Callable[[int], dict[str, np.ndarray]]:
+  built = pipeline.build(cfg)
+  return lambda step: pipeline.sample_built(built, seed=0, step=step, process_index=0, process_count=1,
+                                            batch_size=BATCH)
+
+
+def reference_maker(reference) -> Callable[[int], dict[str, np.ndarray]]:
+  rng = random.Random(0)
+  return lambda step: reference(rng)
+
+
+def profile(cfg, calls: int = 200) -> None:
+  """Prints the functions where sample_built spends its time (cProfile, by own time)."""
+  make = pipeline_maker(cfg)
+  profiler = cProfile.Profile()
+  profiler.enable()
+  for step in range(calls):
+    make(step)
+  profiler.disable()
+  pstats.Stats(profiler).sort_stats("tottime").print_stats(14)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--profile", action="store_true", help="also profile each pipeline workload")
+  args = parser.parse_args()
+  if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+  print(f"# {time.strftime('%Y-%m-%d')}  {platform.processor() or platform.machine()}  "
+        f"python {platform.python_version()}  numpy {np.__version__}  batch {BATCH}, one core")
+  print(f"| workload | pipeline ex/s | pipeline tok/s | reference ex/s | reference tok/s | speed-up |")
+  print("|---|---:|---:|---:|---:|---:|")
+  for name, cfg, reference in WORKLOADS:
+    ex, tok = throughput(pipeline_maker(cfg))
+    ref_ex, ref_tok = throughput(reference_maker(reference))
+    print(f"| {name} | {ex:,.0f} | {tok:,.0f} | {ref_ex:,.0f} | {ref_tok:,.0f} | {ex / ref_ex:.1f}x |",
+          flush=True)
+  if args.profile:
+    for name, cfg, _ in WORKLOADS:
+      print(f"\n## profile: {name}")
+      profile(cfg)
+
+
+if __name__ == "__main__":
+  main()
