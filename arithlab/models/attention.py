@@ -126,8 +126,9 @@ class Attention(nnx.Module):
     batch, length, heads, _ = q_BxTxHxK.shape
     groups = self.layout.kv
     q_BxTxGxRxK = q_BxTxHxK.reshape(batch, length, groups, heads // groups, self.head_dim)
-    logits = jnp.einsum("BTGRK,BSGK->BGRTS", q_BxTxGxRxK, k_BxSxGxK)
-    logits_BxHxTxS = logits.reshape(batch, heads, length, -1).astype(jnp.float32)
+    logits = jnp.einsum("BTGRK,BSGK->BGRTS", q_BxTxGxRxK, k_BxSxGxK,
+                        preferred_element_type=jnp.float32)
+    logits_BxHxTxS = logits.reshape(batch, heads, length, -1)
     logits_BxHxTxS = logits_BxHxTxS / math.sqrt(self.head_dim)
     bias = self.encoding.bias(positions, keys.positions, state)
     if bias is not None:

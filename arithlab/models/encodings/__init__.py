@@ -13,4 +13,8 @@ from arithlab.models.encodings import rope  # "rope"
 from arithlab.models.encodings import alibi  # "alibi"
 from arithlab.models.encodings import abacus  # "abacus"
 from arithlab.models.encodings import coupling  # "coupling"
+from arithlab.models.encodings import fire  # "fire"
+from arithlab.models.encodings import t5  # "t5"
+from arithlab.models.encodings import rope_pp  # "rope_pp"
+from arithlab.models.encodings import tape  # "tape"
 from arithlab.models.encodings.randomized import build_encoding, encoding_class
