@@ -18,6 +18,7 @@ Batch contract (NumPy; see the project brief):
 """
 
 import dataclasses
+import inspect
 from typing import Any, Sequence
 
 import ml_collections
@@ -111,6 +112,13 @@ def build(cfg: ml_collections.ConfigDict) -> Pipeline:
     sources.append(Source(hint, hints.hint_ranges(hint.length_axes, main.length_axes,
                                                   sources[0].ranges), i, 0.0))
   rule = positions.POSITIONS.get(cfg.positions)
+  options = {name: p for name, p in inspect.signature(rule).parameters.items()
+             if p.kind == p.KEYWORD_ONLY and name != "train"}
+  unknown = sorted(set(cfg.position_options) - set(options))
+  missing = sorted(name for name, p in options.items() if p.default is p.empty and name not in cfg.position_options)
+  if unknown or missing:
+    raise ValueError(f"data.position_options: position rule {cfg.positions!r} takes options "
+                     f"{list(options) or 'none'}; unknown {unknown}, missing required {missing}")
   return Pipeline(
       sources=tuple(sources),
       fractions=hints.fractions(mixture),
@@ -126,9 +134,26 @@ def build(cfg: ml_collections.ConfigDict) -> Pipeline:
   )
 
 
-def validate_data_config(cfg: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the bad field; returns None for a valid config."""
-  build(cfg)
+def validate_data_config(cfg: ml_collections.ConfigDict) -> Pipeline:
+  """Validates a data config once, at start-up; returns the built Pipeline.
+
+  Beyond `build`'s checks it encodes one example of every mixture source at the smallest
+  and at the largest training lengths, so that a format that does not fit the task, a
+  missing position-rule option, a length below a task's minimum or an example longer than
+  max_len fail here, with the config named, rather than at some later step.
+  """
+  pipe = build(cfg)
+  rng = np.random.default_rng(0)
+  for source in pipe.sources:
+    for end in (0, 1):
+      lengths_1xK = np.array([[r[end] for r in source.ranges]])
+      try:
+        encode(pipe, source, source.task.sample(rng, lengths_1xK), rng, train=True)
+      except ValueError as e:
+        raise ValueError(f"data config (task {cfg.task!r}, format {cfg.format!r}, tokenizer "
+                         f"{cfg.tokenizer!r}, positions {cfg.positions!r}) fails on an example of "
+                         f"lengths {lengths_1xK[0].tolist()}: {e}") from e
+  return pipe
 
 
 def encode(pipe: Pipeline, source: Source, problem, rng: np.random.Generator, *,
