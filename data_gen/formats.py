@@ -47,7 +47,7 @@ import numpy as np
 from data_gen import scratchpads
 from data_gen.registry import Registry
 from data_gen.text import (PAD_RECORD, Number, Piece, Problem, Text, assemble, choice_piece, digits_piece,
-                           literal_piece, number_piece, record, records_text, text_records)
+                           literal_piece, number_piece, record, records_text, repeat_piece, text_records)
 
 HINT_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SPACE_PROBABILITY = 0.5
@@ -266,8 +266,7 @@ def _list(problem: Problem, spec: FormatSpec, rng) -> list[Piece]:
 def _repeat(problem: Problem, spec: FormatSpec, rng) -> list[Piece]:
   """`R a a a > 1 2 3 E`: n copies of the symbol, then 1..n."""
   count_B = problem.answer_count_B
-  copies = literal_piece(f" {problem.op}" * int(count_B.max()))
-  copies = dataclasses.replace(copies, length_BxN=(2 * count_B)[:, None])
+  copies = repeat_piece(f" {problem.op}", count_B)
   return [literal_piece(problem.prefix), copies] + _answer_list(problem, spec, np.zeros_like(count_B))
 
 

@@ -26,18 +26,10 @@ last line holds the answer:
 It takes any number of operands (the carry is then written as a decimal number).
 """
 
-import dataclasses
-
 import numpy as np
 
 from data_gen.tasks import digits as dg
-from data_gen.text import Number, Piece, Problem, digits_piece, literal_piece, number_piece
-
-
-def _when(piece: Piece, active_B: np.ndarray) -> Piece:
-  """The piece in the rows where active_B (bool [B]) holds, nothing elsewhere."""
-  length = np.broadcast_to(piece.length_BxN, (len(active_B), piece.length_BxN.shape[1]))
-  return dataclasses.replace(piece, length_BxN=length * active_B[:, None])
+from data_gen.text import Number, Piece, Problem, digits_piece, literal_piece, number_piece, when
 
 
 def _int(values_B: np.ndarray) -> Piece:
@@ -97,8 +89,8 @@ def simple(problem: Problem) -> list[Piece]:
   pieces = _prompt(problem)
   for i, (_, _, total) in enumerate(_column_steps(problem.operands, int(steps_B.max()))):
     line = [_lit("A->"), _int(total % 10), _lit(" , C->"), _int(total // 10)]
-    line += [_when(_lit("\n"), i < steps_B - 1), _when(_lit(".\n"), i == steps_B - 1)]
-    pieces += [_when(p, i < steps_B) for p in line]
+    line += [when(_lit("\n"), i < steps_B - 1), when(_lit(".\n"), i == steps_B - 1)]
+    pieces += [when(p, i < steps_B) for p in line]
   return pieces + [number_piece(problem.answers[0], 2, target=True)]
 
 
@@ -120,7 +112,7 @@ def detailed(problem: Problem) -> list[Piece]:
     line += [_lit(" , A=")] + _digit_list(answer_digits, np.full(a.batch, i)) + [_lit(" , C="), _int(carry)]
     line += [_lit(" , "), _int(column[0]), _lit("+"), _int(column[1]), _lit("+"), _int(carry), _lit("="),
              _int(total), _lit(" , A->"), _int(total % 10), _lit(" , C->"), _int(total // 10), _lit("\n")]
-    pieces += [_when(p, i < steps_B) for p in line]
+    pieces += [when(p, i < steps_B) for p in line]
   final_carry = (answer.length_B > steps_B).astype(np.int64)
   pieces += [_lit("[] + [] , A=")] + _digit_list(answer_digits, steps_B) + [_lit(" C="), _int(final_carry)]
   pieces += [_lit(" , END\n</scratch>\n"), number_piece(answer, 2, target=True, between=" ")]
@@ -145,8 +137,8 @@ def _detailed_multiplication(problem: Problem) -> list[Piece]:
     line += [_lit(f" , k=1{'0' * i} , B=")] + _digit_list(shifted.digits_BxW, shifted.length_B)
     line += [_lit(" , C="), number_piece(total, None, target=True), _lit("+"),
              number_piece(shifted, None, target=True), _lit("="), number_piece(new_total, None, target=True),
-             _when(_lit("\n"), i < steps_B - 1), _when(_lit(" , END\n"), i == steps_B - 1)]
-    pieces += [_when(p, i < steps_B) for p in line]
+             when(_lit("\n"), i < steps_B - 1), when(_lit(" , END\n"), i == steps_B - 1)]
+    pieces += [when(p, i < steps_B) for p in line]
     total = new_total
   return pieces + [_lit("</scratch>\n"), number_piece(problem.answers[0], 2, target=True, between=" ")]
 
@@ -174,5 +166,5 @@ def recursive(problem: Problem) -> list[Piece]:
                                target=True))
     line += [_lit(","), _int(total // 10), _lit(","),
              digits_piece(answer_digits[:, None, :], np.full((answer.batch, 1), i + 1), target=True)]
-    pieces += [_when(p, i < steps_B) for p in line]
+    pieces += [when(p, i < steps_B) for p in line]
   return pieces + [_lit("\n"), number_piece(answer, n, target=True)]

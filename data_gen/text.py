@@ -11,10 +11,11 @@ a list of numbers, ...) and `assemble` writes them all at once. Inside a piece e
 character is a packed 8-byte record (`RECORD`: character, target flag, significance,
 number index) viewed as one int64, so placing a piece is a single scatter of int64 values
 instead of one scatter per annotation. A piece holds `items` (one for a literal or a number,
-K for a list of K numbers); each record carries its position inside its item, and records
-whose position falls beyond the item's length are dropped. That one rule expresses ragged
-rows, numbers written most-significant digit first (position = length - 1 - significance),
-separators between list elements and absent list elements (length 0).
+K for a list of K numbers); each record carries its position inside its item, or DROP for
+a record not written. That one rule expresses ragged rows, numbers written most-significant
+digit first (position = length - 1 - significance), separators between list elements and
+absent list elements (length 0). Per-length position rows come from small tables indexed by
+the lengths (a gather), not from broadcast comparisons.
 """
 
 import dataclasses
@@ -29,16 +30,16 @@ RECORD = np.dtype([("char", "u1"), ("target", "?"), ("sig", "<i2"), ("num", "<i2
 assert RECORD.itemsize == 8
 
 
-def record(char: int | str, *, sig: int = -1, num: int = -1, target: bool = False) -> np.int64:
-  """One packed character record (RECORD viewed as int64)."""
+def record(char: int | str, *, sig: int = -1, num: int = -1, target: bool = False) -> int:
+  """One packed character record: RECORD's 8 bytes read as a little-endian int64."""
   code = ord(char) if isinstance(char, str) else char
-  return np.array([(code, target, sig, num, 0)], RECORD).view(np.int64)[0]
+  return code | int(target) << 8 | (sig & 0xFFFF) << 16 | (num & 0xFFFF) << 32
 
 
 PAD_RECORD = record(PAD_CHAR)
-CHAR_UNIT = record(1, sig=0, num=0) - record(0, sig=0, num=0)  # + k * CHAR_UNIT adds k to char
-NUM_UNIT = record(0, sig=0, num=1) - record(0, sig=0, num=0)  # + k * NUM_UNIT adds k to num
-SIG_UNIT = record(0, sig=1, num=0) - record(0, sig=0, num=0)  # + k * SIG_UNIT adds k to sig
+DROP = 1 << 40  # the position of a record that is not written
+SIG_UNIT = 1 << 16  # adding k * SIG_UNIT to a record with sig 0 sets sig to k (char: + k)
+NUM_UNIT = 1 << 32  # likewise for num
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,9 +183,9 @@ class Piece:
   """Part of a text in packed form (see the module docstring); `assemble` writes pieces.
 
   records: int64 [B or 1, N, R] packed records (RECORD viewed as int64) of N items.
-  pos: int [B or 1, N, R] position of each record inside its item.
-  length_BxN: int [B or 1, N] records written per item; records with pos >= length are
-    dropped. Items are written one after another, in order.
+  pos: int64 [B or 1, N, R] position of each record inside its item, or DROP.
+  length_BxN: int [B or 1, N] characters of each item: the records written to an item
+    have exactly the positions 0 .. length - 1. Items are written one after another.
   """
 
   records: np.ndarray
@@ -197,12 +198,12 @@ def text_records(text: Text) -> np.ndarray:
   packed = np.empty(text.chars_BxT.shape, RECORD)
   packed["char"], packed["target"] = text.chars_BxT, text.target_BxT
   packed["sig"], packed["num"], packed["spare"] = text.sig_BxT, text.num_BxT, 0
-  return packed.view(np.int64)
+  return packed.view("<i8").astype(np.int64)
 
 
 def records_text(records_BxT: np.ndarray, length_B: np.ndarray) -> Text:
   """Unpacks records (int64 [B, T], PAD_RECORD beyond each row's length) into a Text."""
-  packed = records_BxT[..., None].view(RECORD)[..., 0]
+  packed = records_BxT.astype("<i8", copy=False)[..., None].view(RECORD)[..., 0]
   return Text(
       chars_BxT=np.ascontiguousarray(packed["char"]),
       sig_BxT=np.ascontiguousarray(packed["sig"]),
@@ -212,10 +213,29 @@ def records_text(records_BxT: np.ndarray, length_B: np.ndarray) -> Text:
   )
 
 
+def _positions(length_S: np.ndarray, width: int, *, reverse: bool) -> np.ndarray:
+  """int64 [*S, width]: position of column j (significance j) of a number of length_S
+  digits written least-significant first (reverse) or most-significant first; DROP beyond
+  the length. A gather from a [max length + 1, width] table."""
+  lengths = np.arange(int(length_S.max(initial=0)) + 1)[:, None]
+  col = np.arange(width)
+  table = np.where(col < lengths, col if reverse else lengths - 1 - col, DROP)
+  return table[length_S]
+
+
 def literal_piece(s: str, *, target: bool = False) -> Piece:
   """The same literal string in every row (its digits are not part of any number)."""
   records = np.array([record(c, target=target) for c in s], np.int64).reshape(1, 1, len(s))
   return Piece(records, np.arange(len(s)).reshape(1, 1, -1), np.full((1, 1), len(s)))
+
+
+def repeat_piece(s: str, count_B: np.ndarray, *, target: bool = False) -> Piece:
+  """Row b gets the literal `s` repeated count_B[b] times."""
+  total_B = len(s) * np.asarray(count_B)
+  width = max(int(total_B.max()), 1)
+  records = np.resize(np.array([record(c, target=target) for c in s], np.int64), width)
+  return Piece(records.reshape(1, 1, width), _positions(total_B, width, reverse=True)[:, None, :],
+               total_B[:, None])
 
 
 def choice_piece(options: Sequence[str], choice_B: np.ndarray, *, target: bool = False) -> Piece:
@@ -225,8 +245,15 @@ def choice_piece(options: Sequence[str], choice_B: np.ndarray, *, target: bool =
   for i, s in enumerate(options):
     table[i, : len(s)] = [record(c, target=target) for c in s]
   lengths = np.array([len(s) for s in options])
-  return Piece(table[choice_B][:, None, :], np.arange(width).reshape(1, 1, -1),
-               lengths[choice_B][:, None])
+  pos = _positions(lengths, width, reverse=True)
+  return Piece(table[choice_B][:, None, :], pos[choice_B][:, None, :], lengths[choice_B][:, None])
+
+
+def when(piece: Piece, active_B: np.ndarray) -> Piece:
+  """The piece in the rows where active_B (bool [B]) holds, nothing elsewhere."""
+  batch = len(active_B)
+  length = np.broadcast_to(piece.length_BxN, (batch, piece.length_BxN.shape[1])) * active_B[:, None]
+  return Piece(piece.records, np.where(active_B[:, None, None], piece.pos, DROP), length)
 
 
 def digits_piece(digits_BxNxW: np.ndarray, length_BxN: np.ndarray, *, index_BxN=None,
@@ -251,34 +278,35 @@ def digits_piece(digits_BxNxW: np.ndarray, length_BxN: np.ndarray, *, index_BxN=
   """
   batch, n, w = digits_BxNxW.shape
   length_BxN = np.asarray(length_BxN)
-  sig_W = np.arange(w)
-  base_W = record("0", sig=0, num=0, target=target) + sig_W * SIG_UNIT
   if index_BxN is None:
     base_W = np.full(w, record("0", target=target))
-  records = digits_BxNxW.astype(np.int64) * CHAR_UNIT + base_W
-  if index_BxN is not None:
-    records += np.asarray(index_BxN, np.int64)[..., None] * NUM_UNIT
-  if reverse:
-    order_BxNxW = sig_W
-  else:  # most significant first; digits beyond the length get a position that is dropped
-    order_BxNxW = np.where(sig_W < length_BxN[..., None], length_BxN[..., None] - 1 - sig_W, w)
+  else:
+    base_W = record("0", sig=0, num=0, target=target) + np.arange(w, dtype=np.int64) * SIG_UNIT
+  index_BxN = None if index_BxN is None else np.asarray(index_BxN, np.int64)
+  if index_BxN is not None and index_BxN.size == 1:  # one index for all: fold it into base_W
+    base_W = base_W + int(index_BxN.flat[0]) * NUM_UNIT
+  records = digits_BxNxW.astype(np.int64)
+  records += base_W
+  if index_BxN is not None and index_BxN.size > 1:
+    records += index_BxN[..., None] * NUM_UNIT
+  pos = _positions(length_BxN, w, reverse=reverse)
   units = [records]
   if hints:
     if w > len(hints):
       raise ValueError(f"index hints cover numbers of at most {len(hints)} digits; got {w} digits")
-    letters_W = np.array([record(hints[s], target=target) for s in range(w)], np.int64)
-    units = [np.broadcast_to(letters_W, records.shape), records]
+    units.insert(0, np.broadcast_to(np.array([record(h, target=target) for h in hints[:w]]), records.shape))
   if between:
     units.append(np.full(records.shape, record(between, target=target)))
   stride = len(units)
-  records = np.stack(units, axis=-1).reshape(batch, n, w * stride)
-  pos = (order_BxNxW[..., None] * stride + np.arange(stride)).reshape(*order_BxNxW.shape[:-1], -1)
-  pos = np.broadcast_to(pos, records.shape)
   total_BxN = np.maximum(length_BxN * stride - (1 if between else 0), 0)
+  if stride > 1:
+    records = np.stack(units, axis=-1).reshape(batch, n, w * stride)
+    pos = (pos[..., None] * stride + np.arange(stride)).reshape(*pos.shape[:-1], w * stride)
+    pos = np.where(pos < total_BxN[..., None], pos, DROP)
   if after:
     after_BxN = np.ones_like(length_BxN) if after_length_BxN is None else after_length_BxN
     records = np.concatenate([records, np.full((batch, n, 1), record(after, target=target))], -1)
-    pos = np.concatenate([pos, np.broadcast_to(total_BxN[..., None], (batch, n, 1))], -1)
+    pos = np.concatenate([pos, np.where(after_BxN > 0, total_BxN, DROP)[..., None]], -1)
     total_BxN = total_BxN + after_BxN
   return Piece(records, pos, total_BxN)
 
@@ -309,7 +337,8 @@ def number_piece(number: Number, index: int | np.ndarray | None, *, reverse: boo
 def text_piece(text: Text) -> Piece:
   """A Text as a Piece of one item per row."""
   t = text.chars_BxT.shape[1]
-  return Piece(text_records(text)[:, None, :], np.arange(t).reshape(1, 1, t), text.length_B[:, None])
+  return Piece(text_records(text)[:, None, :], _positions(text.length_B, t, reverse=True)[:, None, :],
+               text.length_B[:, None])
 
 
 def assemble(pieces: Sequence[Piece]) -> Text:
@@ -321,20 +350,25 @@ def assemble(pieces: Sequence[Piece]) -> Text:
   if not pieces:
     raise ValueError("assemble needs at least one piece")
   batch = max(max(p.records.shape[0], p.length_BxN.shape[0]) for p in pieces)
-  lengths = [np.broadcast_to(p.length_BxN, (batch, p.length_BxN.shape[1])) for p in pieces]
-  ends_BxM = np.cumsum(np.concatenate(lengths, axis=1), axis=1)
-  total_B = ends_BxM[:, -1]
+  starts = []  # per piece: int64 [B, N] start of each item within its row
+  total_B = np.zeros(batch, np.int64)
+  for piece in pieces:
+    length_BxN = piece.length_BxN
+    if length_BxN.shape[1] > 1:
+      ends = np.cumsum(length_BxN, axis=1)
+      starts.append(total_B[:, None] + ends - length_BxN)
+      total_B = total_B + ends[:, -1]
+    else:
+      starts.append(total_B[:, None])
+      total_B = total_B + length_BxN[:, 0]
   t = max(int(total_B.max()), 1)
-  out = np.full(batch * (t + 1) + 1, PAD_RECORD, np.int64)  # the last slot takes dropped records
-  row_base_B = np.arange(batch, dtype=np.int64) * (t + 1)
-  item = 0
-  for piece, length_BxN in zip(pieces, lengths):
-    n = length_BxN.shape[1]
-    start_BxN = ends_BxM[:, item:item + n] - length_BxN + row_base_B[:, None]
-    item += n
-    dest = np.where(piece.pos < length_BxN[..., None], start_BxN[..., None] + piece.pos, out.size - 1)
-    out[dest] = piece.records
-  return records_text(out[:-1].reshape(batch, t + 1)[:, :t], total_B)
+  dump = batch * t  # dropped records land in this last slot
+  out = np.full(dump + 1, PAD_RECORD, np.int64)
+  row_base_B = np.arange(0, dump, t, dtype=np.int64)
+  for piece, start_BxN in zip(pieces, starts):
+    dest = (start_BxN + row_base_B[:, None])[..., None] + piece.pos
+    out[np.minimum(dest, dump, out=dest)] = piece.records
+  return records_text(out[:dump].reshape(batch, t), total_B)
 
 
 def const_text(s: str, batch: int, *, target: bool = False) -> Text:

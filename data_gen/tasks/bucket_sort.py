@@ -27,7 +27,7 @@ class BucketSort:
     """Row b: a random string of exactly lengths_BxK[b, 0] symbols, and it sorted."""
     lengths_BxK = dg.check_lengths(lengths_BxK, self.length_axes)
     length_B = lengths_BxK[:, 0].astype(np.int32)
-    digits = dg.random_digits(rng, length_B, high=self.alphabet, leading_nonzero=False)
+    digits = dg.random_digits(rng, length_B, base=self.alphabet, leading_nonzero=False)
     valid = np.arange(digits.shape[1]) < length_B[:, None]
     # Written left to right ascending = stored (from the right) descending.
     ordered = -np.sort(np.where(valid, -digits, 1), axis=1)
