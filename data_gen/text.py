@@ -217,8 +217,8 @@ def _positions(length_S: np.ndarray, width: int, *, reverse: bool) -> np.ndarray
   """int64 [*S, width]: position of column j (significance j) of a number of length_S
   digits written least-significant first (reverse) or most-significant first; DROP beyond
   the length. A gather from a [max length + 1, width] table."""
-  lengths = np.arange(int(length_S.max(initial=0)) + 1)[:, None]
-  col = np.arange(width)
+  lengths = np.arange(int(length_S.max(initial=0)) + 1, dtype=np.int64)[:, None]
+  col = np.arange(width, dtype=np.int64)
   table = np.where(col < lengths, col if reverse else lengths - 1 - col, DROP)
   return table[length_S]
 
@@ -277,7 +277,7 @@ def digits_piece(digits_BxNxW: np.ndarray, length_BxN: np.ndarray, *, index_BxN=
     A Piece of N items.
   """
   batch, n, w = digits_BxNxW.shape
-  length_BxN = np.asarray(length_BxN)
+  length_BxN = np.asarray(length_BxN, np.int64)  # positions are int64 (DROP needs 41 bits)
   if index_BxN is None:
     base_W = np.full(w, record("0", target=target))
   else:
