@@ -42,11 +42,15 @@ MIN_SECONDS = 0.5
 VOCAB = {c: NUM_SPECIAL + i for i, c in enumerate(CHARS)}  # the `char` tokenizer's ids
 
 
-def lean_batch(strings_and_splits: list[tuple[str, int]], width: int) -> dict[str, np.ndarray]:
-  """Per-example dict lookup into padded arrays: BOS, chars, EOS; loss from the split on."""
-  tokens = np.zeros((len(strings_and_splits), width), np.int32)
-  loss = np.zeros((len(strings_and_splits), width), np.float32)
-  for b, (s, split) in enumerate(strings_and_splits):
+def lean_batch(rng: random.Random, row: Callable[[random.Random], tuple[str, int]],
+               width: int) -> dict[str, np.ndarray]:
+  """BATCH examples, one Python call each: `row(rng)` gives (text, prompt length); then a dict
+  lookup per character into padded arrays (BOS, chars, EOS), sequential positions, and the
+  loss mask on the answer and EOS."""
+  tokens = np.zeros((BATCH, width), np.int32)
+  loss = np.zeros((BATCH, width), np.float32)
+  for b in range(BATCH):
+    s, split = row(rng)
     ids = [BOS_ID] + [VOCAB[c] for c in s] + [EOS_ID]
     tokens[b, :len(ids)] = ids
     loss[b, split + 1:len(ids)] = 1.0
@@ -58,55 +62,40 @@ def _number(rng: random.Random, digits: int) -> int:
   return rng.randint(10 ** (digits - 1), 10**digits - 1)
 
 
-def ref_reversed_addition(rng: random.Random) -> dict[str, np.ndarray]:
-  rows = []
-  for _ in range(BATCH):
-    a, b = _number(rng, 20), _number(rng, 20)
-    prompt = f"${a}+{b}="
-    rows.append((prompt + str(a + b)[::-1] + "$", len(prompt)))
-  return lean_batch(rows, 72)
+def reversed_addition_row(rng: random.Random) -> tuple[str, int]:
+  a, b = _number(rng, 20), _number(rng, 20)
+  prompt = f"${a}+{b}="
+  return prompt + str(a + b)[::-1] + "$", len(prompt)
 
 
-def ref_scratchpad(rng: random.Random) -> dict[str, np.ndarray]:
-  rows = []
-  for _ in range(BATCH):
-    a, b = _number(rng, 20), _number(rng, 20)
-    prompt = f"Input:\n{a}+{b}\nTarget:\n"
-    steps, carry, x, y = [], 0, a, b
-    while x or y:
-      s = x % 10 + y % 10 + carry
-      carry = s // 10
-      steps.append(f"A->{s % 10} , C->{carry}")
-      x, y = x // 10, y // 10
-    rows.append((prompt + "\n".join(steps) + f".\n{a + b}", len(prompt)))
-  return lean_batch(rows, 328)
+def scratchpad_row(rng: random.Random) -> tuple[str, int]:
+  a, b = _number(rng, 20), _number(rng, 20)
+  prompt = f"Input:\n{a}+{b}\nTarget:\n"
+  steps, carry, x, y = [], 0, a, b
+  while x or y:
+    s = x % 10 + y % 10 + carry
+    carry = s // 10
+    steps.append(f"A->{s % 10} , C->{carry}")
+    x, y = x // 10, y // 10
+  return prompt + "\n".join(steps) + f".\n{a + b}", len(prompt)
 
 
-def ref_multiplication(rng: random.Random) -> dict[str, np.ndarray]:
-  rows = []
-  for _ in range(BATCH):
-    a, b = _number(rng, 20), _number(rng, 20)
-    prompt = f"${a}*{b}="
-    rows.append((prompt + str(a * b)[::-1] + "$", len(prompt)))
-  return lean_batch(rows, 88)
+def multiplication_row(rng: random.Random) -> tuple[str, int]:
+  a, b = _number(rng, 20), _number(rng, 20)
+  prompt = f"${a}*{b}="
+  return prompt + str(a * b)[::-1] + "$", len(prompt)
 
 
-def ref_sorting(rng: random.Random) -> dict[str, np.ndarray]:
-  rows = []
-  for _ in range(BATCH):
-    items = [_number(rng, 3) for _ in range(20)]
-    prompt = "S " + " ".join(map(str, items)) + " > "
-    rows.append((prompt + " ".join(map(str, sorted(items))) + " E", len(prompt)))
-  return lean_batch(rows, 176)
+def sorting_row(rng: random.Random) -> tuple[str, int]:
+  items = [_number(rng, 3) for _ in range(20)]
+  prompt = "S " + " ".join(map(str, items)) + " > "
+  return prompt + " ".join(map(str, sorted(items))) + " E", len(prompt)
 
 
-def ref_counting(rng: random.Random) -> dict[str, np.ndarray]:
-  rows = []
-  for _ in range(BATCH):
-    a = _number(rng, 3)
-    prompt = f"N {a} {a + 19} > "
-    rows.append((prompt + " ".join(map(str, range(a, a + 20))) + " E", len(prompt)))
-  return lean_batch(rows, 120)
+def counting_row(rng: random.Random) -> tuple[str, int]:
+  a = _number(rng, 3)
+  prompt = f"N {a} {a + 19} > "
+  return prompt + " ".join(map(str, range(a, a + 20))) + " E", len(prompt)
 
 
 def config(task: str, fmt: str, lengths: dict[str, tuple[int, int]]):
@@ -118,16 +107,16 @@ def config(task: str, fmt: str, lengths: dict[str, tuple[int, int]]):
 WORKLOADS = (
     ("20-digit addition, reverse_answer+dollar",
      config("addition", "reverse_answer+dollar", {"len_0": (20, 20), "len_1": (20, 20)}),
-     ref_reversed_addition),
+     reversed_addition_row, 72),
     ("20-digit addition, scratchpad_simple",
-     config("addition", "scratchpad_simple", {"len_0": (20, 20), "len_1": (20, 20)}), ref_scratchpad),
+     config("addition", "scratchpad_simple", {"len_0": (20, 20), "len_1": (20, 20)}), scratchpad_row, 328),
     ("20x20 multiplication, reverse_answer+dollar",
      config("multiplication", "reverse_answer+dollar", {"len_a": (20, 20), "len_b": (20, 20)}),
-     ref_multiplication),
+     multiplication_row, 88),
     ("sorting 20 x 3-digit, plain", config("sorting", "plain", {"count": (20, 20), "digits": (3, 3)}),
-     ref_sorting),
+     sorting_row, 176),
     ("counting_successor 20 from 3-digit, plain",
-     config("counting_successor", "plain", {"count": (20, 20), "digits": (3, 3)}), ref_counting),
+     config("counting_successor", "plain", {"count": (20, 20), "digits": (3, 3)}), counting_row, 120),
 )
 
 
@@ -150,9 +139,9 @@ def pipeline_maker(cfg) -> Callable[[int], dict[str, np.ndarray]]:
                                             batch_size=BATCH)
 
 
-def reference_maker(reference) -> Callable[[int], dict[str, np.ndarray]]:
+def reference_maker(row, width: int) -> Callable[[int], dict[str, np.ndarray]]:
   rng = random.Random(0)
-  return lambda step: reference(rng)
+  return lambda step: lean_batch(rng, row, width)
 
 
 def profile(cfg, calls: int = 200) -> None:
@@ -176,13 +165,13 @@ def main() -> None:
         f"python {platform.python_version()}  numpy {np.__version__}  batch {BATCH}, one core")
   print(f"| workload | pipeline ex/s | pipeline tok/s | reference ex/s | reference tok/s | speed-up |")
   print("|---|---:|---:|---:|---:|---:|")
-  for name, cfg, reference in WORKLOADS:
+  for name, cfg, row, width in WORKLOADS:
     ex, tok = throughput(pipeline_maker(cfg))
-    ref_ex, ref_tok = throughput(reference_maker(reference))
+    ref_ex, ref_tok = throughput(reference_maker(row, width))
     print(f"| {name} | {ex:,.0f} | {tok:,.0f} | {ref_ex:,.0f} | {ref_tok:,.0f} | {ex / ref_ex:.1f}x |",
           flush=True)
   if args.profile:
-    for name, cfg, _ in WORKLOADS:
+    for name, cfg, _, _ in WORKLOADS:
       print(f"\n## profile: {name}")
       profile(cfg)
 
