@@ -19,13 +19,13 @@ Batch contract (NumPy; see the project brief):
 
 import dataclasses
 import inspect
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import ml_collections
 import numpy as np
 
 from data_gen import formats, grid, hints, positions, tasks, tokenizers
-from data_gen.tokenizers import PAD_ID, TokenBatch
+from data_gen.tokenizers import TokenBatch
 
 LOSSES = ("answer", "all")
 TRAIN_DTYPES = {"tokens": np.int32, "positions": np.int32, "loss_mask": np.float32}
@@ -44,7 +44,7 @@ def default_data_config() -> ml_collections.ConfigDict:
   cfg.train_lengths = ml_collections.ConfigDict({"len_0": (1, 20), "len_1": (1, 20)})  # per length axis
   cfg.hints = ""  # e.g. "successor_hint:0.5" (see data_gen.hints)
   cfg.bucket = 8  # T is rounded up to a multiple of this
-  cfg.max_len = 256  # longest allowed sequence; a longer example raises
+  cfg.max_len = 256  # longest training sequence; a longer one raises (eval cells are not bounded)
   cfg.pad_to_max_len = False  # T = max_len always (identical shapes on every host)
   cfg.num_shards = 1  # random streams per global batch; process_count must divide it
   cfg.holdout = 0.125  # hash-split fraction reserved for evaluation (see data_gen.grid)
@@ -67,9 +67,9 @@ class Pipeline:
 
   sources: tuple[Source, ...]
   fractions: tuple[float, ...]
-  spec: Any
+  spec: formats.FormatSpec
   tokenizer: tokenizers.Tokenizer
-  rule: Any
+  rule: Callable[..., np.ndarray]
   rule_options: dict
   loss: str
   bucket: int
@@ -158,12 +158,16 @@ def validate_data_config(cfg: ml_collections.ConfigDict) -> Pipeline:
 
 def encode(pipe: Pipeline, source: Source, problem, rng: np.random.Generator, *,
            train: bool) -> tuple[TokenBatch, np.ndarray]:
-  """Problem -> (framed TokenBatch [B, T]: BOS, [task,] text, EOS; position ids [B, T(, L)])."""
+  """Problem -> (framed TokenBatch [B, T]: BOS, [task,] text, EOS; position ids int32 [B, T(, L)]).
+
+  Training examples (train=True) longer than max_len raise a ValueError; `train` also
+  switches the position rule's training-time randomization.
+  """
   text = formats.render(problem, pipe.spec, rng)
   tb = tokenizers.with_bos_eos(pipe.tokenizer.encode(text), source.task_index)
   longest = int(tb.length_B.max())
-  if longest > pipe.max_len:
-    raise ValueError(f"an example has {longest} tokens, above data.max_len = {pipe.max_len}")
+  if train and longest > pipe.max_len:
+    raise ValueError(f"a training example has {longest} tokens, above data.max_len = {pipe.max_len}")
   ids = pipe.rule(tb, rng, train=train, **pipe.rule_options)
   return tb, ids
 
@@ -217,7 +221,8 @@ def sample_batch(cfg: ml_collections.ConfigDict, *, seed: int, step: int, proces
   """This process's rows of the global training batch of `step` (stateless).
 
   Args:
-    cfg: a data config (`default_data_config()`), validated here.
+    cfg: a data config (`default_data_config()`), built here (call `validate_data_config`
+      once at start-up, and `sample_built` with its result in a loop).
     seed: the data seed; step: the training step (any int >= 0).
     process_index, process_count: this process and the number of processes.
     batch_size: the GLOBAL batch; divisible by cfg.num_shards, which process_count divides.

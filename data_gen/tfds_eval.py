@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_gen import pipeline
+from data_gen.tokenizers import PAD_ID
 
 NAME = "arithlab_eval"
 VERSION = "1.0.0"
@@ -49,8 +50,8 @@ def _checksum(batch: Mapping[str, np.ndarray]) -> str:
 
 def _unpad_rows(batch: Mapping[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
   """Yields each row of an eval batch without its padding, positions flattened to 1-D."""
-  prompt_real_BxP = batch["prompt"] != pipeline.PAD_ID
-  answer_real_BxA = batch["answer"] != pipeline.PAD_ID
+  prompt_real_BxP = batch["prompt"] != PAD_ID
+  answer_real_BxA = batch["answer"] != PAD_ID
   for b in range(batch["prompt"].shape[0]):
     p, a = prompt_real_BxP[b], answer_real_BxA[b]
     yield {

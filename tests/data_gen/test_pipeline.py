@@ -116,6 +116,7 @@ def test_pad_to_max_len_and_the_max_len_limit():
   assert sample(addition(pad_to_max_len=True, max_len=40))["tokens"].shape == (16, 40)
   with pytest.raises(ValueError, match="max_len = 12"):
     sample(addition(max_len=12))
+  assert pipeline.eval_batch(addition(max_len=12), (6, 6), 2, seed=0)["answer"].shape[1] >= 7  # eval: no bound
 
 
 def test_hint_rows_are_split_by_the_mixture_behind_task_tokens():
