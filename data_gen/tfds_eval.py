@@ -27,6 +27,10 @@ from data_gen.tokenizers import PAD_ID
 NAME = "arithlab_eval"
 VERSION = "1.0.0"
 FIELDS = ("prompt", "prompt_positions", "answer", "answer_positions", "digit_mask")
+# Data-config fields that decide what an eval batch holds (tokens, positions, task token) and
+# which problems training may see; the others (loss, bucket, max_len, ...) do not matter.
+MATCHING_FIELDS = ("task", "task_options", "format", "tokenizer", "positions", "position_options",
+                   "hints", "train_lengths", "holdout")
 
 
 def split_name(cell: Sequence[int]) -> str:
@@ -200,8 +204,14 @@ def read_eval_config(data_dir: str) -> ml_collections.ConfigDict:
                                     for key in ("data_config", "cells", "n_per_cell", "seed")})
 
 
-def read_eval_set(data_dir: str) -> dict[tuple[int, ...], dict[str, np.ndarray]]:
+def read_eval_set(data_dir: str, cfg: ml_collections.ConfigDict | None = None
+                  ) -> dict[tuple[int, ...], dict[str, np.ndarray]]:
   """Reads a frozen set back into per-cell eval batches, identical to those written.
+
+  Args:
+    data_dir: the root directory given to `write_eval_set`.
+    cfg: the data config of the run that will be scored; when given, its MATCHING_FIELDS must
+      equal the set's (same tokens, positions, task tokens and train/eval split), else ValueError.
 
   Returns:
     {cell: batch} where cell is a tuple of lengths and batch is the eval dict of
@@ -215,6 +225,12 @@ def read_eval_set(data_dir: str) -> dict[tuple[int, ...], dict[str, np.ndarray]]
   if not os.path.isdir(path):
     raise ValueError(f"no eval set at {path}: write one with write_eval_set first")
   metadata = _read_metadata(path)
+  if cfg is not None:
+    ours, theirs = json.loads(cfg.to_json()), metadata["data_config"]
+    differ = [f for f in MATCHING_FIELDS if ours.get(f) != theirs.get(f)]
+    if differ:
+      raise ValueError(f"eval set at {path} was written for another data config: fields {differ} "
+                       f"differ ({ {f: theirs.get(f) for f in differ} } there)")
   out = {}
   try:
     sources = tfds.builder_from_directory(path).as_data_source()

@@ -41,6 +41,10 @@ def written(tmp_path_factory):
 
 def test_round_trip_gives_the_sampled_grid(written):
   assert_grids_equal(tfds_eval.read_eval_set(written), pipeline.eval_grid(config(), CELLS, 20, seed=5))
+  assert_grids_equal(tfds_eval.read_eval_set(written, config(max_len=64, loss="all")),
+                     tfds_eval.read_eval_set(written))
+  with pytest.raises(ValueError, match=r"fields \['tokenizer'\] differ"):
+    tfds_eval.read_eval_set(written, config(tokenizer="chunk2_l2r"))
   stored = tfds_eval.read_eval_config(written)
   assert stored.n_per_cell == 20 and stored.seed == 5 and stored.data_config.format == "reverse_answer+dollar"
 
