@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -323,6 +324,35 @@ def test_tape_caches_every_layers_features(make_model):
   for layer in cache["layers"]:
     assert layer["tape_cos"].shape == layer["tape_sin"].shape == (B, 5, 4, 4)
     assert layer["tape_cos"].dtype == jnp.float32
+
+
+# ---------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize("name,learned", [
+    ("fire", ("c", "threshold_multiplier", "hidden_kernel", "out_bias")),
+    ("t5", ("table",)),
+    ("tape", ("mix", "up")),  # W_x, W_down get gradients once W_up leaves zero
+])
+def test_encoding_parameters_get_gradients_under_jit(name, learned, make_model, make_positions,
+                                                     make_tokens):
+  model = make_model(name)
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  tokens = make_tokens(0, B, T)
+  positions = make_positions(model, np.zeros(B, int), T)
+
+  @jax.jit
+  def grads(params):
+    def loss(params):
+      logits = nnx.merge(graphdef, params, rest)(tokens, positions)
+      return -jnp.mean(jax.nn.log_softmax(logits)[..., 1])
+    return jax.grad(loss)(params)
+
+  flat = {"/".join(map(str, path)): var[...] for path, var in nnx.to_flat_state(grads(params))}
+  for param in learned:
+    [grad] = [g for path, g in flat.items() if path.endswith(f"blocks/0/attn/encoding/{param}")
+              or path == f"encoding/{param}"]
+    assert np.abs(np.asarray(grad)).max() > 0, param
 
 
 # ---------------------------------------------------------------- encoder mode
