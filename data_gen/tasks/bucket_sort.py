@@ -28,9 +28,13 @@ class BucketSort:
     lengths_BxK = dg.check_lengths(lengths_BxK, self.length_axes)
     length_B = lengths_BxK[:, 0].astype(np.int32)
     digits = dg.random_digits(rng, length_B, base=self.alphabet, leading_nonzero=False)
-    valid = np.arange(digits.shape[1]) < length_B[:, None]
-    # Written left to right ascending = stored (from the right) descending.
-    ordered = -np.sort(np.where(valid, -digits, 1), axis=1)
-    ordered = np.where(valid, ordered, 0).astype(np.int8)
-    return Problem((Number(digits, length_B),), (Number(ordered, length_B),), "",
-                   layout="digit_string")
+    string = Number(digits, length_B)
+    return Problem((string,), (sort_digit_string(string),), "", layout="digit_string")
+
+
+def sort_digit_string(string: Number) -> Number:
+  """The digit strings with their characters in ascending order (as written, left to right)."""
+  valid = np.arange(string.digits_BxW.shape[1]) < string.length_B[:, None]
+  # Ascending from the left is descending in storage order (from the right).
+  ordered = -np.sort(np.where(valid, -string.digits_BxW, 1), axis=1)
+  return Number(np.where(valid, ordered, 0).astype(np.int8), string.length_B)

@@ -72,11 +72,18 @@ class _HintTask:
       items[redo, : new_items.shape[1], : new_items.shape[2]] = new_items
       lengths[redo, : new_lengths.shape[1]] = new_lengths
     pick_B = np.argmax(np.where(allowed, rng.random(allowed.shape), -1.0), axis=1)
-    query = Number(items[np.arange(len(pick_B)), pick_B], lengths[np.arange(len(pick_B)), pick_B])
-    query_rank_B = rank[np.arange(len(pick_B)), pick_B]
-    answer = self.answer(items, lengths, rank, sorted_rank, query_rank_B, count_B)
-    return Problem(dg.split_items(items, lengths), (answer,), " ", layout="list", prefix=self.prefix,
-                   query=query, operand_count_B=count_B)
+    return self.problem(items, lengths, count_B, pick_B)
+
+  def problem(self, items_BxKxW: np.ndarray, length_BxK: np.ndarray, count_B: np.ndarray,
+              pick_B: np.ndarray) -> Problem:
+    """The problem for given lists (digits [B, K, W], lengths [B, K], count [B]) whose
+    element pick_B[b] (an allowed query) is the query."""
+    rank, sorted_rank = value_ranks(items_BxKxW, length_BxK, count_B)
+    rows = np.arange(len(pick_B))
+    query = Number(items_BxKxW[rows, pick_B], length_BxK[rows, pick_B].astype(np.int32))
+    answer = self.answer(items_BxKxW, length_BxK, rank, sorted_rank, rank[rows, pick_B], count_B)
+    return Problem(dg.split_items(items_BxKxW, length_BxK), (answer,), " ", layout="list",
+                   prefix=self.prefix, query=query, operand_count_B=count_B)
 
 
 def _element_with_rank(items_BxKxW, length_BxK, count_B, sorted_rank_BxK, wanted_B) -> Number:

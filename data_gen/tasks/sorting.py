@@ -50,7 +50,10 @@ class Sorting:
     """Row b: a list of lengths_BxK[b, 0] numbers of lengths_BxK[b, 1] digits, and it sorted."""
     lengths_BxK = dg.check_lengths(lengths_BxK, self.length_axes)
     count_B, digits_B = lengths_BxK[:, 0].astype(np.int32), lengths_BxK[:, 1]
-    items, lengths = sample_list(rng, count_B, digits_B, self.equal_lengths)
-    return Problem(dg.split_items(items, lengths), dg.split_items(*sorted_list(items, lengths, count_B)),
-                   " ", layout="list", prefix=self.prefix, operand_count_B=count_B,
-                   answer_count_B=count_B)
+    return self.problem(*sample_list(rng, count_B, digits_B, self.equal_lengths), count_B)
+
+  def problem(self, items_BxKxW: np.ndarray, length_BxK: np.ndarray, count_B: np.ndarray) -> Problem:
+    """The problem for given lists (digits [B, K, W], lengths [B, K], count [B])."""
+    return Problem(dg.split_items(items_BxKxW, length_BxK),
+                   dg.split_items(*sorted_list(items_BxKxW, length_BxK, count_B)), " ", layout="list",
+                   prefix=self.prefix, operand_count_B=count_B, answer_count_B=count_B)
