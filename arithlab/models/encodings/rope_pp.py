@@ -28,23 +28,20 @@ from flax import nnx
 
 from arithlab.models.encodings.base import (ENCODINGS, Dims, Encoding, HeadLayout,
                                             LayerEncoding, single_level)
-from arithlab.models.encodings.rope import apply_rotary, rope_angles, rotate_pairs_90
+from arithlab.models.encodings.rope import (RopeLayer, apply_rotary, rope_angles,
+                                            rotate_pairs_90)
 
 MODES = ("ec", "eh")
 
 
-class RopePPLayer(LayerEncoding):
-  """Rotates k; turns every query head into a (real, imaginary) pair of heads."""
-
-  def __init__(self, name: str, head_dim: int, base: float):
-    self.name = name
-    self.head_dim = head_dim
-    self.base = base
+class RopePPLayer(RopeLayer):
+  """Rotates k as RoPE does; turns every query head into a (real, imaginary) pair of heads.
+  Built as RopeLayer(name, dims=head_dim, base): every feature rotates."""
 
   def queries_keys(self, q_BxTxQxK, k_BxTxGxK, positions, state):
     """Returns (q [B, T, 2Q, K] with heads (real 0, imag 0, real 1, ...), rotated k)."""
     del state
-    angles = rope_angles(single_level(positions, self.name), self.head_dim, self.base)
+    angles = rope_angles(single_level(positions, self.name), self.dims, self.base)
     real = apply_rotary(q_BxTxQxK, angles)
     imag = apply_rotary(-rotate_pairs_90(q_BxTxQxK), angles)  # R_t R_{-pi/2} q
     batch, length, heads, head_dim = q_BxTxQxK.shape
