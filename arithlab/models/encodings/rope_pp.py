@@ -22,7 +22,6 @@ Every feature of a head rotates (the reference has no partial rotation). Scores 
 t - s only: translation invariant in the position IDs.
 """
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
