@@ -329,7 +329,7 @@ def number_piece(number: Number, index: int | np.ndarray | None, *, reverse: boo
     extra = int(width_B.max()) - digits.shape[1]
     if extra > 0:
       digits = np.pad(digits, ((0, 0), (0, extra)))
-  index_Bx1 = None if index is None else np.broadcast_to(np.asarray(index), length.shape)[:, None]
+  index_Bx1 = None if index is None else np.asarray(index).reshape(-1, 1)
   return digits_piece(digits[:, None, :], length[:, None], index_BxN=index_Bx1, reverse=reverse,
                       target=target, hints=hints, between=between)
 
