@@ -9,13 +9,16 @@ the answer). Everything is vectorized over the batch: there is no per-example Py
 Building texts fast. A format describes a text as a list of `Piece`s (a literal, a number,
 a list of numbers, ...) and `assemble` writes them all at once. Inside a piece every
 character is a packed 8-byte record (`RECORD`: character, target flag, significance,
-number index) viewed as one int64, so placing a piece is a single scatter of int64 values
-instead of one scatter per annotation. A piece holds `items` (one for a literal or a number,
-K for a list of K numbers); each record carries its position inside its item, or DROP for
-a record not written. That one rule expresses ragged rows, numbers written most-significant
-digit first (position = length - 1 - significance), separators between list elements and
-absent list elements (length 0). Per-length position rows come from small tables indexed by
-the lengths (a gather), not from broadcast comparisons.
+number index) held as one int64 (`record`: built arithmetically, so the packing does not
+depend on the machine's byte order), and placing a piece is a single scatter of int64
+values instead of one scatter per annotation. A piece holds `items` (one for a literal or a number,
+K for a list of K numbers). The positions of an item's records within the item depend only
+on a few integers (its length, whether a separator follows), so they are rows of a small
+table shared by the items: a record at position DROP is not written. That one rule
+expresses ragged rows, numbers written most-significant digit first (position = length - 1
+- significance), separators between list elements and absent list elements (length 0).
+`assemble` gathers the table rows of all items into one reused buffer, adds the item
+offsets and scatters: no per-character broadcast comparisons and few large temporaries.
 """
 
 import dataclasses
@@ -182,14 +185,16 @@ class Text:
 class Piece:
   """Part of a text in packed form (see the module docstring); `assemble` writes pieces.
 
-  records: int64 [B or 1, N, R] packed records (RECORD viewed as int64) of N items.
-  pos: int64 [B or 1, N, R] position of each record inside its item, or DROP.
+  records: int64 [B or 1, N, R] packed records (see `record`) of N items.
+  table: int64 [M, R] rows of record positions inside an item (DROP: not written).
+  row_BxN: int [B or 1, N] the table row of each item.
   length_BxN: int [B or 1, N] characters of each item: the records written to an item
     have exactly the positions 0 .. length - 1. Items are written one after another.
   """
 
   records: np.ndarray
-  pos: np.ndarray
+  table: np.ndarray
+  row_BxN: np.ndarray
   length_BxN: np.ndarray
 
 
@@ -213,47 +218,48 @@ def records_text(records_BxT: np.ndarray, length_B: np.ndarray) -> Text:
   )
 
 
-def _positions(length_S: np.ndarray, width: int, *, reverse: bool) -> np.ndarray:
-  """int64 [*S, width]: position of column j (significance j) of a number of length_S
-  digits written least-significant first (reverse) or most-significant first; DROP beyond
-  the length. A gather from a [max length + 1, width] table."""
-  lengths = np.arange(int(length_S.max(initial=0)) + 1, dtype=np.int64)[:, None]
+def _position_table(max_length: int, width: int, *, reverse: bool) -> np.ndarray:
+  """int64 [max_length + 1, width]: row L holds the position of column j (significance j) of
+  a number of L digits written least-significant first (reverse) or most-significant
+  first; DROP beyond the length."""
+  lengths = np.arange(max_length + 1, dtype=np.int64)[:, None]
   col = np.arange(width, dtype=np.int64)
-  table = np.where(col < lengths, col if reverse else lengths - 1 - col, DROP)
-  return table[length_S]
+  return np.where(col < lengths, col if reverse else lengths - 1 - col, DROP)
 
 
 def literal_piece(s: str, *, target: bool = False) -> Piece:
   """The same literal string in every row (its digits are not part of any number)."""
   records = np.array([record(c, target=target) for c in s], np.int64).reshape(1, 1, len(s))
-  return Piece(records, np.arange(len(s)).reshape(1, 1, -1), np.full((1, 1), len(s)))
+  return Piece(records, np.arange(len(s), dtype=np.int64)[None], np.zeros((1, 1), np.int64),
+               np.full((1, 1), len(s)))
 
 
 def repeat_piece(s: str, count_B: np.ndarray, *, target: bool = False) -> Piece:
   """Row b gets the literal `s` repeated count_B[b] times."""
-  total_B = len(s) * np.asarray(count_B)
+  total_B = len(s) * np.asarray(count_B, np.int64)
   width = max(int(total_B.max()), 1)
   records = np.resize(np.array([record(c, target=target) for c in s], np.int64), width)
-  return Piece(records.reshape(1, 1, width), _positions(total_B, width, reverse=True)[:, None, :],
+  return Piece(records.reshape(1, 1, width), _position_table(width, width, reverse=True), total_B[:, None],
                total_B[:, None])
 
 
 def choice_piece(options: Sequence[str], choice_B: np.ndarray, *, target: bool = False) -> Piece:
   """Row b gets the literal options[choice_B[b]] (int [B] indices into `options`)."""
   width = max(1, max(map(len, options)))
-  table = np.full((len(options), width), PAD_RECORD, np.int64)
+  records = np.full((len(options), width), PAD_RECORD, np.int64)
   for i, s in enumerate(options):
-    table[i, : len(s)] = [record(c, target=target) for c in s]
-  lengths = np.array([len(s) for s in options])
-  pos = _positions(lengths, width, reverse=True)
-  return Piece(table[choice_B][:, None, :], pos[choice_B][:, None, :], lengths[choice_B][:, None])
+    records[i, : len(s)] = [record(c, target=target) for c in s]
+  lengths = np.array([len(s) for s in options], np.int64)
+  table = _position_table(width, width, reverse=True)[lengths]
+  return Piece(records[choice_B][:, None, :], table, choice_B[:, None], lengths[choice_B][:, None])
 
 
 def when(piece: Piece, active_B: np.ndarray) -> Piece:
   """The piece in the rows where active_B (bool [B]) holds, nothing elsewhere."""
-  batch = len(active_B)
-  length = np.broadcast_to(piece.length_BxN, (batch, piece.length_BxN.shape[1])) * active_B[:, None]
-  return Piece(piece.records, np.where(active_B[:, None, None], piece.pos, DROP), length)
+  batch, n = len(active_B), piece.length_BxN.shape[1]
+  table = np.concatenate([piece.table, np.full((1, piece.table.shape[1]), DROP)])
+  row = np.where(active_B[:, None], np.broadcast_to(piece.row_BxN, (batch, n)), len(piece.table))
+  return Piece(piece.records, table, row, np.broadcast_to(piece.length_BxN, (batch, n)) * active_B[:, None])
 
 
 def digits_piece(digits_BxNxW: np.ndarray, length_BxN: np.ndarray, *, index_BxN=None,
@@ -289,7 +295,8 @@ def digits_piece(digits_BxNxW: np.ndarray, length_BxN: np.ndarray, *, index_BxN=
   records += base_W
   if index_BxN is not None and index_BxN.size > 1:
     records += index_BxN[..., None] * NUM_UNIT
-  pos = _positions(length_BxN, w, reverse=reverse)
+  max_length = int(length_BxN.max(initial=0))
+  table = _position_table(max_length, w, reverse=reverse)  # row = length
   units = [records]
   if hints:
     if w > len(hints):
@@ -298,17 +305,20 @@ def digits_piece(digits_BxNxW: np.ndarray, length_BxN: np.ndarray, *, index_BxN=
   if between:
     units.append(np.full(records.shape, record(between, target=target)))
   stride = len(units)
-  total_BxN = np.maximum(length_BxN * stride - (1 if between else 0), 0)
+  total_L = np.maximum(np.arange(max_length + 1) * stride - (1 if between else 0), 0)
   if stride > 1:
     records = np.stack(units, axis=-1).reshape(batch, n, w * stride)
-    pos = (pos[..., None] * stride + np.arange(stride)).reshape(*pos.shape[:-1], w * stride)
-    pos = np.where(pos < total_BxN[..., None], pos, DROP)
-  if after:
-    after_BxN = np.ones_like(length_BxN) if after_length_BxN is None else after_length_BxN
+    table = (table[..., None] * stride + np.arange(stride)).reshape(max_length + 1, w * stride)
+    table = np.where(table < total_L[:, None], table, DROP)
+  row_BxN, total_BxN = length_BxN, total_L[length_BxN]
+  if after:  # rows L (no separator) and max_length + 1 + L (separator at position total)
+    after_BxN = np.ones_like(length_BxN) if after_length_BxN is None else np.asarray(after_length_BxN)
     records = np.concatenate([records, np.full((batch, n, 1), record(after, target=target))], -1)
-    pos = np.concatenate([pos, np.where(after_BxN > 0, total_BxN, DROP)[..., None]], -1)
+    table = np.concatenate([np.concatenate([table, np.full((max_length + 1, 1), DROP)], -1),
+                            np.concatenate([table, total_L[:, None]], -1)])
+    row_BxN = length_BxN + (max_length + 1) * (after_BxN > 0)
     total_BxN = total_BxN + after_BxN
-  return Piece(records, pos, total_BxN)
+  return Piece(records, table, row_BxN, total_BxN)
 
 
 def number_piece(number: Number, index: int | np.ndarray | None, *, reverse: bool = False,
@@ -337,7 +347,7 @@ def number_piece(number: Number, index: int | np.ndarray | None, *, reverse: boo
 def text_piece(text: Text) -> Piece:
   """A Text as a Piece of one item per row."""
   t = text.chars_BxT.shape[1]
-  return Piece(text_records(text)[:, None, :], _positions(text.length_B, t, reverse=True)[:, None, :],
+  return Piece(text_records(text)[:, None, :], _position_table(t, t, reverse=True), text.length_B[:, None],
                text.length_B[:, None])
 
 
@@ -365,8 +375,12 @@ def assemble(pieces: Sequence[Piece]) -> Text:
   dump = batch * t  # dropped records land in this last slot
   out = np.full(dump + 1, PAD_RECORD, np.int64)
   row_base_B = np.arange(0, dump, t, dtype=np.int64)
+  buffer = np.empty(max(batch * s.shape[1] * p.table.shape[1] for p, s in zip(pieces, starts)), np.int64)
   for piece, start_BxN in zip(pieces, starts):
-    dest = (start_BxN + row_base_B[:, None])[..., None] + piece.pos
+    n, r = start_BxN.shape[1], piece.table.shape[1]
+    dest = buffer[: batch * n * r].reshape(batch, n, r)
+    np.take(piece.table, np.broadcast_to(piece.row_BxN, (batch, n)), axis=0, out=dest, mode="clip")
+    dest += (start_BxN + row_base_B[:, None])[..., None]
     out[np.minimum(dest, dump, out=dest)] = piece.records
   return records_text(out[:dump].reshape(batch, t), total_B)
 

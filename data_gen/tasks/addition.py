@@ -99,5 +99,5 @@ class Addition:
     if self.balanced_carries:
       operands = balanced_carry_operands(rng, lengths_BxK[:, 0], lengths_BxK[:, 1])
     else:
-      operands = tuple(dg.random_number(rng, lengths_BxK[:, i]) for i in range(self.n_operands))
+      operands = dg.split_items(dg.random_digits(rng, lengths_BxK), lengths_BxK)
     return Problem(operands, (dg.add(operands),), "+")

@@ -16,5 +16,5 @@ class Multiplication:
   def sample(self, rng: np.random.Generator, lengths_BxK: np.ndarray) -> Problem:
     """Problems with a of exactly len_a digits and b of exactly len_b digits."""
     lengths_BxK = dg.check_lengths(lengths_BxK, self.length_axes)
-    a, b = (dg.random_number(rng, lengths_BxK[:, i]) for i in range(2))
+    a, b = dg.split_items(dg.random_digits(rng, lengths_BxK), lengths_BxK)
     return Problem((a, b), (dg.multiply(a, b),), "*")

@@ -106,8 +106,9 @@ def test_choice_repeat_and_when_pieces():
 
 def test_pieces_mark_dropped_records_with_drop():
   piece = number_piece(Number.from_ints([5, 123]), 0)
-  assert piece.pos[0, 0].tolist() == [0, DROP, DROP]
-  assert piece.pos[1, 0].tolist() == [2, 1, 0]
+  positions = piece.table[piece.row_BxN[:, 0]]
+  assert positions[0].tolist() == [0, DROP, DROP]
+  assert positions[1].tolist() == [2, 1, 0]
 
 
 @settings(max_examples=30, deadline=None)
