@@ -35,7 +35,6 @@ from data_gen.text import Number, Problem
 TRAIN_DOMAIN = 0
 EVAL_DOMAIN = 1
 MAX_ROUNDS = 32  # redraw rounds before a cell is declared (almost) empty
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def derive_rng(seed: int, domain: int, *key: int) -> np.random.Generator:
@@ -61,25 +60,24 @@ def _weights(k: int, w: int) -> np.ndarray:
 def problem_hash(problem: Problem) -> np.ndarray:
   """uint64 [B]: a hash of each problem's inputs (written operands' digits and lengths, query).
 
-  Operands beyond a row's operand_count_B are not written and do not count.
+  Number k contributes length * weight[k, 0] + sum_i digit_i * weight[k, 1 + i]; operands
+  beyond a row's operand_count_B are not written and contribute nothing.
   """
   numbers = problem.operands + ((problem.query,) if problem.query is not None else ())
-  k, w = len(numbers), max(n.digits_BxW.shape[1] for n in numbers)
+  k = len(numbers)
+  w = max(n.digits_BxW.shape[1] for n in numbers) + 1  # slot 0 holds the length
   if 9 * k * w >= 2**21:
-    raise ValueError(f"problem_hash: {k} numbers of {w} digits exceed its exact range (k * w < 2**21 / 9)")
-  digits_BxKxW = np.zeros((problem.batch, k, w), np.float64)
+    raise ValueError(f"problem_hash: {k} numbers of {w - 1} digits exceed its exact range (k * w < 2**21 / 9)")
+  values_BxKxW = np.zeros((problem.batch, k, w), np.float64)
   for i, number in enumerate(numbers):
-    digits_BxKxW[:, i, :number.digits_BxW.shape[1]] = number.digits_BxW
-  length_BxK = np.stack([n.length_B for n in numbers], axis=1).astype(np.float64)
+    values_BxKxW[:, i, 0] = number.length_B
+    values_BxKxW[:, i, 1:1 + number.digits_BxW.shape[1]] = number.digits_BxW
   if problem.operand_count_B is not None:
     used_BxK = np.arange(k)[None, :] < problem.operand_count_B[:, None]
-    if problem.query is not None:
-      used_BxK[:, -1] = True
-    length_BxK *= used_BxK
-    digits_BxKxW *= used_BxK[:, :, None]
-  digit_sum_B = digits_BxKxW.reshape(problem.batch, k * w) @ _weights(k, w).reshape(k * w)
-  length_sum_B = length_BxK @ _weights(1, k)[0]
-  return _mix64(digit_sum_B.astype(np.uint64) * _GOLDEN + _mix64(length_sum_B.astype(np.uint64)))
+    used_BxK[:, len(problem.operands):] = True  # the query
+    values_BxKxW *= used_BxK[:, :, None]
+  sum_B = values_BxKxW.reshape(problem.batch, k * w) @ _weights(k, w).reshape(k * w)
+  return _mix64(sum_B.astype(np.uint64))
 
 
 def held_out(problem: Problem, holdout: float) -> np.ndarray:

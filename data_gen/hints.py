@@ -10,9 +10,8 @@ cumulative fractions (`split_rows`). Every example starts with a task-prefix tok
 A hint samples its length axes from the main task's ranges of the same names.
 """
 
+import math
 from typing import Sequence
-
-import numpy as np
 
 from data_gen.tokenizers import NUM_TASKS
 
@@ -52,9 +51,8 @@ def fractions(mixture: Sequence[tuple[str, float]]) -> tuple[float, ...]:
 
 def split_rows(shares: Sequence[float], rows: int) -> list[int]:
   """Rows per mixture source: floor of the cumulative shares; the sizes sum to `rows`."""
-  edges = np.floor(np.cumsum((0.0,) + tuple(shares)) * rows + 1e-9).astype(int)
-  edges[-1] = rows
-  return np.diff(edges).tolist()
+  edges = [math.floor(sum(shares[:i]) * rows + 1e-9) for i in range(len(shares))] + [rows]
+  return [hi - lo for lo, hi in zip(edges, edges[1:])]
 
 
 def hint_ranges(hint_axes: Sequence[str], main_axes: Sequence[str],

@@ -8,6 +8,9 @@ problems, format randomness, position offsets) from its own Philox stream keyed 
 [p*S/P, (p+1)*S/P)), so a resumed run and every host draw exactly the right, disjoint rows,
 and the processes' rows concatenated are the single-process batch (up to trailing padding:
 each process pads its rows to its own bucketed length unless `cfg.pad_to_max_len`).
+Randomness a position rule draws once per call (the Abacus offset) is drawn per shard and
+mixture source. Training rows never hold a problem of the evaluation part of the hash split
+(`data_gen.grid`), so evaluation cells are disjoint from training data.
 
 Batch contract (NumPy; see the project brief):
   training: tokens int32 [B, T] (BOS, [task token,] prompt, answer, EOS, PAD...; T a multiple
