@@ -120,6 +120,7 @@ def detailed(problem: Problem) -> list[Piece]:
 
 
 def _detailed_multiplication(problem: Problem) -> list[Piece]:
+  """Lee et al.'s detailed multiplication scratchpad: one line per digit of b."""
   a, b = problem.operands
   steps_B = b.length_B
   pieces = _prompt(problem) + [_lit("<scratch>\n")] + _digits_header(a, b)
@@ -161,9 +162,9 @@ def recursive(problem: Problem) -> list[Piece]:
   for i, (_, _, total) in enumerate(_column_steps(operands, steps)):
     line = [_lit("\n")]
     for k, o in enumerate(operands):
+      rest_length = np.maximum(o.length_B - i - 1, 0)[:, None]
       line += [_lit("+")] * (k > 0)
-      line.append(digits_piece(dg.widen(o.digits_BxW, width)[:, None, i + 1:], np.maximum(o.length_B - i - 1, 0)[:, None],
-                               target=True))
+      line.append(digits_piece(dg.widen(o.digits_BxW, width)[:, None, i + 1:], rest_length, target=True))
     line += [_lit(","), _int(total // 10), _lit(","),
              digits_piece(answer_digits[:, None, :], np.full((answer.batch, 1), i + 1), target=True)]
     pieces += [when(p, i < steps_B) for p in line]

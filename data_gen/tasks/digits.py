@@ -132,9 +132,11 @@ def normalize(columns_SxW: np.ndarray) -> np.ndarray:
 
 
 def widen(digits_SxW: np.ndarray, width: int) -> np.ndarray:
-  """Zero-pads the digit axis to `width` (>= its current width)."""
+  """The digit axis with exactly `width` columns: zero-padded, or cut where the columns are
+  beyond every number's length (and so zero)."""
   out = np.zeros(digits_SxW.shape[:-1] + (width,), digits_SxW.dtype)
-  out[..., : digits_SxW.shape[-1]] = digits_SxW
+  kept = min(width, digits_SxW.shape[-1])
+  out[..., :kept] = digits_SxW[..., :kept]
   return out
 
 

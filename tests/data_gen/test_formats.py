@@ -338,6 +338,16 @@ def test_scratchpads_match_reference(case, batch, seed, data):
     assert numbers_read_back(text, b) == {k: v[b] for k, v in enumerate(values)}
 
 
+@pytest.mark.parametrize("case", SCRATCHPAD_CASES)
+def test_scratchpads_of_unequal_lengths(case):
+  fmt, name, n = case
+  lengths = np.array([[1] * n, [2] + [1] * (n - 1), [1] * (n - 1) + [3], [5] + [2] * (n - 1)])
+  task = build(name, n_operands=n) if name == "addition" else build(name)
+  problem = task.sample(np.random.default_rng(0), lengths)
+  spec = parse_format(fmt)
+  assert split(render(problem, spec)) == [reference(problem, b, spec) for b in range(len(lengths))]
+
+
 def test_recursive_reference_agrees_with_known_answers():
   assert ref_recursive([128, 367], 495) == ("128+367=", "\n12+36,1,5\n1+3,0,95\n+,0,495\n495")
   assert ref_lee_detailed(128, 367) == ("Input:\n128+367\nTarget:\n", LEE_DETAILED_128.split("Target:\n")[1])
