@@ -298,7 +298,7 @@ ARITHMETIC_FORMATS = ["plain", "reverse_answer", "reverse_operands", "dollar", "
                       "index_hints+pad+reverse_operands", "pad{w}", "pad{w}+reverse_answer+dollar"]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.sampled_from(ARITHMETIC_FORMATS), st.sampled_from([("addition", 2), ("addition", 3), ("multiplication", 2)]),
        st.integers(1, 3), st.integers(0, 2**32), st.data())
 def test_arithmetic_formats_match_reference(fmt, task_and_n, batch, seed, data):
@@ -322,7 +322,7 @@ SCRATCHPAD_CASES = [("scratchpad_simple", "addition", 2), ("scratchpad_detailed"
                     ("scratchpad_recursive", "addition", 3), ("scratchpad_recursive", "addition", 4)]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.sampled_from(SCRATCHPAD_CASES), st.integers(1, 3), st.integers(0, 2**32), st.data())
 def test_scratchpads_match_reference(case, batch, seed, data):
   fmt, name, n = case
@@ -414,7 +414,7 @@ def ref_list(problem, b, spec):
   return prompt + " > ", answers + " E"
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.sampled_from(["sorting", "successor_hint", "predecessor_hint", "count_hint", "counting_successor",
                         "counting_repeat"]),
        st.sampled_from(["plain", "reverse_answer", "reverse_operands+index_hints", "index_hints+reverse_answer"]),

@@ -78,7 +78,7 @@ def test_one_digit_operands_include_zero():
   assert min(values) == 0 and max(values) == 9
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.integers(2, 4), st.lists(LENGTH, min_size=4, max_size=12), st.integers(0, 2**32))
 def test_addition_matches_big_ints(n, flat_lengths, seed):
   lengths = np.array(flat_lengths[: len(flat_lengths) // n * n]).reshape(-1, n)
@@ -91,7 +91,7 @@ def test_addition_matches_big_ints(n, flat_lengths, seed):
   assert problem.answers[0].to_ints() == expected
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(LENGTH, LENGTH), min_size=1, max_size=4), st.integers(0, 2**32))
 def test_balanced_carries_match_big_ints(lengths, seed):
   lengths = np.array(lengths)
@@ -133,7 +133,7 @@ def test_multiplication_matches_big_ints(lengths, seed):
   assert problem.answers[0].to_ints() == expected
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 30), st.integers(1, 40)), min_size=1, max_size=4), st.booleans(),
        st.integers(0, 2**32))
 def test_sorting_matches_python(lengths, equal_lengths, seed):
@@ -149,7 +149,7 @@ def test_sorting_matches_python(lengths, equal_lengths, seed):
     assert all(s == digits for s in sizes) if equal_lengths else all(1 <= s <= digits for s in sizes)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.lists(LENGTH, min_size=1, max_size=4), st.integers(2, 10), st.integers(0, 2**32))
 def test_bucket_sort_sorts_digit_strings(lengths, alphabet, seed):
   problem = build("bucket_sort", alphabet=alphabet).sample(np.random.default_rng(seed), np.array(lengths)[:, None])
@@ -164,7 +164,7 @@ def test_bucket_sort_default_alphabet_is_five():
   assert set("".join(problem.operands[0].to_strs())) == set("01234")
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 60), LENGTH), min_size=1, max_size=4), st.integers(0, 2**32))
 def test_counting_successor_counts(lengths, seed):
   lengths = np.array(lengths)
