@@ -95,7 +95,7 @@ class FormatSpec:
   natural_language: bool = False
 
   def switches(self) -> tuple[str, ...]:
-    """The switch names that are on, in SWITCHES order (() for plain)."""
+    """The names of the switches that are on ("pad" for pad and pad<N>; () for plain)."""
     on = [name for name in ("reverse_answer", "reverse_operands", "dollar", "pad", "index_hints",
                             "random_spaces", "natural_language") if getattr(self, name)]
     if self.scratchpad:
