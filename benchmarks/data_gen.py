@@ -8,8 +8,8 @@ to one CPU. Each workload runs batch 1024 through `pipeline.sample_built` (lengt
 problems, hash split, format, tokenizer, BOS/EOS, position IDs, loss mask, padding), a new
 step per call, and through a per-example Python reference written here (random ints, str,
 reversal, dict lookup, writing the same padded tokens / positions / loss-mask arrays),
-in the same run. Reported: examples/s and tokens/s (non-padding tokens), best of REPEATS
-timings of at least MIN_SECONDS each.
+in the same run. Reported: examples/s and tokens/s (non-padding tokens), the best of WINDOWS
+timing windows of WINDOW_SECONDS each, pipeline and reference windows interleaved.
 """
 
 import os
@@ -29,7 +29,7 @@ import platform  # noqa: E402
 import pstats  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
-from typing import Callable  # noqa: E402
+from typing import Callable, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -37,8 +37,8 @@ from data_gen import pipeline  # noqa: E402
 from data_gen.tokenizers import BOS_ID, EOS_ID, NUM_SPECIAL, CHARS  # noqa: E402
 
 BATCH = 1024
-REPEATS = 5
-MIN_SECONDS = 0.5
+WINDOWS = 12
+WINDOW_SECONDS = 0.2
 VOCAB = {c: NUM_SPECIAL + i for i, c in enumerate(CHARS)}  # the `char` tokenizer's ids
 
 
@@ -120,17 +120,23 @@ WORKLOADS = (
 )
 
 
-def throughput(make: Callable[[int], dict[str, np.ndarray]]) -> tuple[float, float]:
-  """(examples/s, tokens/s): best of REPEATS timings, each >= MIN_SECONDS of consecutive calls."""
-  tokens = int(np.count_nonzero(make(0)["tokens"]))
-  best, call = float("inf"), 1
-  for _ in range(REPEATS):
-    calls, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < MIN_SECONDS:
-      make(call)
-      calls, call = calls + 1, call + 1
-    best = min(best, elapsed / calls)
-  return BATCH / best, tokens / best
+def _seconds_per_call(make: Callable[[int], dict[str, np.ndarray]], first_step: int) -> float:
+  calls, start = 0, time.perf_counter()
+  while (elapsed := time.perf_counter() - start) < WINDOW_SECONDS:
+    make(first_step + calls)
+    calls += 1
+  return elapsed / calls
+
+
+def throughput(makers: Sequence[Callable[[int], dict[str, np.ndarray]]]) -> list[tuple[float, float]]:
+  """(examples/s, tokens/s) of each maker: the best of WINDOWS timing windows, the makers'
+  windows interleaved so that every maker sees the same machine load."""
+  tokens = [int(np.count_nonzero(make(0)["tokens"])) for make in makers]
+  best = [float("inf")] * len(makers)
+  for window in range(WINDOWS):
+    for i, make in enumerate(makers):
+      best[i] = min(best[i], _seconds_per_call(make, 1 + window * 10**6))
+  return [(BATCH / t, n / t) for t, n in zip(best, tokens)]
 
 
 def pipeline_maker(cfg) -> Callable[[int], dict[str, np.ndarray]]:
@@ -145,14 +151,14 @@ def reference_maker(row, width: int) -> Callable[[int], dict[str, np.ndarray]]:
 
 
 def profile(cfg, calls: int = 200) -> None:
-  """Prints the functions where sample_built spends its time (cProfile, by own time)."""
+  """Prints the data_gen functions where sample_built spends its time (cProfile, cumulative)."""
   make = pipeline_maker(cfg)
   profiler = cProfile.Profile()
   profiler.enable()
   for step in range(calls):
     make(step)
   profiler.disable()
-  pstats.Stats(profiler).sort_stats("tottime").print_stats(14)
+  pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"data_gen[/\\](?!registry)", 20)
 
 
 def main() -> None:
@@ -166,8 +172,7 @@ def main() -> None:
   print(f"| workload | pipeline ex/s | pipeline tok/s | reference ex/s | reference tok/s | speed-up |")
   print("|---|---:|---:|---:|---:|---:|")
   for name, cfg, row, width in WORKLOADS:
-    ex, tok = throughput(pipeline_maker(cfg))
-    ref_ex, ref_tok = throughput(reference_maker(row, width))
+    (ex, tok), (ref_ex, ref_tok) = throughput([pipeline_maker(cfg), reference_maker(row, width)])
     print(f"| {name} | {ex:,.0f} | {tok:,.0f} | {ref_ex:,.0f} | {ref_tok:,.0f} | {ex / ref_ex:.1f}x |",
           flush=True)
   if args.profile:
