@@ -121,7 +121,7 @@ def parsed_answer(task: str, switches, target: str) -> list[str]:
   return [reverse(digits(item)) for item in target.removesuffix(" E").split(" ")]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(case=st.one_of(arithmetic_case(), list_case(), other_case()),
        tokenizer=st.sampled_from(TOKENIZERS.names()), seed=st.integers(0, 2**31 - 1))
 def test_every_decoded_answer_equals_python(case, tokenizer, seed):
