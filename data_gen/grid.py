@@ -87,10 +87,10 @@ def held_out(problem: Problem, holdout: float) -> np.ndarray:
 
 def _concat(a: Problem, b: Problem) -> Problem:
   """The rows of `a` then those of `b` (same task; lists padded to the longer operand tuple)."""
-  def numbers(x: Sequence[Number], y: Sequence[Number]) -> tuple[Number, ...]:
+  def numbers(x: Sequence[Number], y: Sequence[Number], count_B: np.ndarray | None) -> tuple[Number, ...]:
     k = max(len(x), len(y))
-    if len(x) != len(y) and a.operand_count_B is None:
-      raise ValueError("problems with different operand counts and no operand_count_B")
+    if len(x) != len(y) and count_B is None:
+      raise ValueError(f"cannot join problems of {len(x)} and {len(y)} numbers without a count per row")
     filler = lambda n: Number(np.zeros((n.batch, 1), np.int8), np.ones(n.batch, np.int32))
     x = tuple(x) + (filler(x[0]),) * (k - len(x))
     y = tuple(y) + (filler(y[0]),) * (k - len(y))
@@ -104,7 +104,8 @@ def _concat(a: Problem, b: Problem) -> Problem:
 
   counts = lambda x, y: None if x is None else np.concatenate([x, y])
   return dataclasses.replace(
-      a, operands=numbers(a.operands, b.operands), answers=numbers(a.answers, b.answers),
+      a, operands=numbers(a.operands, b.operands, a.operand_count_B),
+      answers=numbers(a.answers, b.answers, a.answer_count_B),
       query=None if a.query is None else number(a.query, b.query),
       operand_count_B=counts(a.operand_count_B, b.operand_count_B),
       answer_count_B=counts(a.answer_count_B, b.answer_count_B))

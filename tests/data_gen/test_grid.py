@@ -94,3 +94,17 @@ def test_cells_and_box():
 def test_sample_cell_checks_the_axes():
   with pytest.raises(ValueError, match="one length per axis"):
     grid.sample_cell(ADD, (3,), 2, rng=np.random.default_rng(0), holdout=0.1, train_ranges=((1, 2), (1, 2)))
+
+
+def test_joining_batches_of_different_list_lengths():
+  """Redraw rounds join batches whose lists have different longest counts."""
+  task = tasks.build("counting_successor")
+  short = task.sample(np.random.default_rng(0), np.array([[2, 3], [1, 3]]))
+  long = task.sample(np.random.default_rng(1), np.array([[5, 2]]))
+  joined = grid._concat(short, long)
+  assert joined.batch == 3 and len(joined.answers) == 5
+  np.testing.assert_array_equal(joined.answer_count_B, [2, 1, 5])
+  for row, part, index in [(0, short, 0), (1, short, 1), (2, long, 0)]:
+    count = part.answer_count_B[index]
+    assert [n.to_ints()[row] for n in joined.answers[:count]] == [n.to_ints()[index] for n in part.answers[:count]]
+  np.testing.assert_array_equal(grid.problem_hash(joined), np.concatenate([grid.problem_hash(short), grid.problem_hash(long)]))
