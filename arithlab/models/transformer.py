@@ -54,7 +54,7 @@ class Mlp(nnx.Module):
 
 
 class Block(nnx.Module):
-  """Pre-LN block: x += attn(norm x); the encoding's after_mlp hook; x += mlp(norm x)."""
+  """Pre-LN block: x += attn(norm x); m = mlp(norm x); the encoding's after_mlp(m) hook; x += m."""
 
   def __init__(self, cfg: ml_collections.ConfigDict, encoding: Encoding, dtype: Any,
                rules: Rules, rngs: nnx.Rngs):
@@ -75,9 +75,9 @@ class Block(nnx.Module):
     y_BxTxD, state, cache = self.attn(self.attn_norm(x_BxTxD), positions, state, keys, cache,
                                       deterministic=deterministic)
     x_BxTxD = x_BxTxD + self.dropout(y_BxTxD, deterministic=deterministic)
-    h_BxTxD = self.mlp_norm(x_BxTxD)
-    state = self.attn.encoding.after_mlp(state, h_BxTxD)
-    x_BxTxD = x_BxTxD + self.dropout(self.mlp(h_BxTxD), deterministic=deterministic)
+    m_BxTxD = self.mlp(self.mlp_norm(x_BxTxD))
+    state = self.attn.encoding.after_mlp(state, m_BxTxD)
+    x_BxTxD = x_BxTxD + self.dropout(m_BxTxD, deterministic=deterministic)
     return constrain(x_BxTxD, ("batch", "length", "embed"), self.rules), state, cache
 
 

@@ -55,7 +55,8 @@ Layer-level hooks (on the `LayerEncoding`, called by every attention layer):
       probs: the softmax weights (float32, before dropout; zero on keys not attended);
       key_data: `key_data` of all S keys. TAPE averages its features here.
   after_mlp(state, x_BxTxD) -> state
-      x: the MLP's input (the normalized hidden state). TAPE's feature MLP goes here.
+      x: the MLP's output (before dropout and the residual add), as both TAPE reference
+      codes feed it. TAPE's feature MLP goes here.
 
 Head layout: the attention computes `query` heads, `kv` heads of keys and values, and
 after `queries_keys` `out` heads; head h attends with kv head h // (out // kv), and the
@@ -137,7 +138,7 @@ class LayerEncoding(nnx.Module):
     return state
 
   def after_mlp(self, state: State, x_BxTxD: jax.Array) -> State:
-    """Updates the encoding state from the MLP input of this layer."""
+    """Updates the encoding state from the MLP output of this layer."""
     del x_BxTxD
     return state
 

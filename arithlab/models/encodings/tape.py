@@ -36,9 +36,8 @@ result, so its position features never reach the scores); (2) features are avera
 keys, C^_i = sum_j A_ij C_j (that code's einsum 'qbnh,bnqk->kbnh' sums over queries, i.e.
 uses A^T and leaks later tokens into earlier ones); (3) W_E mixes heads (the language-model
 code's einsum 'bqnd,qe->bqnd' only rescales each head by a row sum of W_E). y is what the
-`after_mlp` hook receives, the MLP's (normalized) input; both reference codes feed the MLP's
-output instead (`hidden_states = mlp(hidden_states); position_states = pe(hidden_states,
-position_states)`).
+`after_mlp` hook receives: the MLP's output, as both reference codes feed it
+(`hidden_states = mlp(hidden_states); position_states = pe(hidden_states, position_states)`).
 """
 
 import jax
