@@ -1,0 +1,211 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Positional encodings and length generalization
+#
+# Train the same small transformer on reversed addition with four encodings and ask
+# each one to add longer numbers than it saw:
+#
+# | name | model encoding | position IDs from the pipeline |
+# |---|---|---|
+# | NoPE | `none` (causal mask only) | sequential (unused) |
+# | RoPE | `rope` | sequential |
+# | randomized RoPE (Ruoss et al.) | `randomized:rope` | `randomized`: sorted random subset of {0..L-1} |
+# | Abacus (McLeish et al.) | `abacus` | `abacus`: significance of each digit, random offset in training |
+#
+# Then: exact match against operand length, and one attention map per encoding.
+#
+# Full mode: a few minutes per encoding on a CPU (faster on a GPU runtime). With
+# `ARITHLAB_NOTEBOOK_SMALL=1` (the tests) tiny models train for seconds and nothing is
+# learned; the plots are the same.
+
+# %%
+# Set-up. In Colab: clone arithlab (code and experiments/) and install it. Locally (inside a
+# checkout after `pip install -e .`) this only moves to the repository root.
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_URL = "https://github.com/arithlab/arithlab"  # @param {type:"string"}
+
+
+def find_root() -> Path | None:
+  """The arithlab checkout at or above the working directory, or in ./arithlab."""
+  candidates = (Path.cwd(), *Path.cwd().parents, Path.cwd() / "arithlab")
+  return next((p for p in candidates if (p / "experiments").is_dir() and (p / "data_gen").is_dir()), None)
+
+
+if find_root() is None and "google.colab" in sys.modules:
+  subprocess.run(["git", "clone", "--depth=1", REPO_URL, "arithlab"], check=True)
+  subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "arithlab"], check=True)
+ROOT = find_root()
+if ROOT is None:
+  raise RuntimeError("open this notebook inside an arithlab checkout (pip install -e .), or in Colab")
+os.chdir(ROOT)
+sys.path.insert(0, str(ROOT))  # importable at once, without restarting the kernel after the install
+
+SMALL = os.environ.get("ARITHLAB_NOTEBOOK_SMALL") == "1"  # tests: seconds-long runs
+RUNS = Path(os.environ.get("ARITHLAB_RUNS", "runs"))  # where the run directories go
+
+# %%
+import json
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+from flax import nnx
+from matplotlib.ticker import MaxNLocator
+
+from arithlab import config as config_lib
+from arithlab.train import checkpoint as checkpoint_lib
+from arithlab.train import loop
+from arithlab.train import mesh as mesh_lib
+from arithlab.train import optim
+from arithlab.train import step as step_lib
+from data_gen import pipeline
+
+# %% [markdown]
+# ## One config per encoding
+#
+# Everything but the encoding and its position rule is shared: operands and answer
+# written least-significant digit first (`321+7654=0964`), one token per character,
+# training on 1–`TRAIN_MAX`-digit operands, evaluation on every (len_0, len_1) cell up to
+# `EVAL_MAX` digits.
+
+# %%
+TRAIN_MAX, EVAL_MAX = (2, 3) if SMALL else (5, 10)
+ENCODINGS = {
+    "NoPE": dict(encoding="none", positions="sequential", position_options={}),
+    "RoPE": dict(encoding="rope", positions="sequential", position_options={}),
+    "randomized RoPE": dict(encoding="randomized:rope", positions="randomized", position_options={"L": 256}),
+    "Abacus": dict(encoding="abacus", positions="abacus", position_options={"max_offset": EVAL_MAX}),
+}
+
+
+def make_config(name: str):
+  """The run config of one encoding of ENCODINGS."""
+  choice = ENCODINGS[name]
+  cfg = config_lib.default_config()
+  cfg.name = name
+  cfg.data.update(task="addition", format="reverse_operands+reverse_answer", tokenizer="char",
+                  positions=choice["positions"], loss="answer")
+  cfg.data.position_options = choice["position_options"]
+  cfg.data.train_lengths = {"len_0": (1, TRAIN_MAX), "len_1": (1, TRAIN_MAX)}
+  cfg.eval.lengths = {"len_0": (1, EVAL_MAX), "len_1": (1, EVAL_MAX)}
+  cfg.model.update(layers=2, d_model=128, heads=4, d_ff=512, encoding=choice["encoding"], max_len=64,
+                   randomized_max_len=256)
+  cfg.train.update(steps=2000, batch_size=128, lr=1e-3, warmup_steps=100, log_every=250)
+  cfg.eval.update(every=0, n_per_cell=32, batch_size=512)  # evaluate once, at the end
+  cfg.checkpoint.update(every=2000, keep=1, best_metric="eval/exact_ood")
+  if SMALL:
+    cfg.model.update(d_model=32, d_ff=64)
+    cfg.train.update(steps=10, batch_size=16, warmup_steps=2, log_every=5)
+    cfg.eval.update(n_per_cell=4, batch_size=64)
+  return cfg
+
+
+configs = {name: make_config(name) for name in ENCODINGS}
+print(pipeline.sample_batch(configs["Abacus"].data, seed=0, step=0, batch_size=1)["tokens"].shape,
+      "tokens in a first Abacus training batch row")
+
+# %% [markdown]
+# ## Train
+#
+# `loop.train` runs each config to the end and evaluates the grid once; a finished run
+# directory is reused rather than retrained (delete it to start over).
+
+# %%
+workdirs = {name: RUNS / "encodings" / name.replace(" ", "_") for name in ENCODINGS}
+for name, cfg in configs.items():
+  result = loop.train(cfg, str(workdirs[name]))
+  print(f"== {name}: loss {result.get('loss', float('nan')):.4f}, exact match in distribution "
+        f"{100 * result['eval/exact_id']:.1f}%, beyond {100 * result['eval/exact_ood']:.1f}%")
+
+# %% [markdown]
+# ## Exact match against length
+#
+# Each point is the cell with both operands of n digits (n + n addition); the shaded band
+# is the training range.
+
+# %%
+def last_grid(workdir: Path) -> dict:
+  """The newest evaluation (grid_<step>.json) of a run directory."""
+  return json.loads(sorted((workdir / "eval").glob("grid_*.json"))[-1].read_text())
+
+
+def diagonal(grid: dict, key: str) -> tuple[list[int], list[float]]:
+  """(n, value in %) of the cells with len_0 == len_1 == n."""
+  cells = sorted((c["lengths"][0], c[key]) for c in grid["cells"] if c["lengths"][0] == c["lengths"][1])
+  return [n for n, _ in cells], [100 * v for _, v in cells]
+
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+for ax, (key, label) in zip(axes, (("exact", "exact match (%)"), ("digit", "per-digit accuracy (%)"))):
+  for name, workdir in workdirs.items():
+    ax.plot(*diagonal(last_grid(workdir), key), marker="o", label=name)
+  ax.axvspan(0.5, TRAIN_MAX + 0.5, color="grey", alpha=0.15, label="training lengths")
+  ax.set(xlabel="digits per operand (n + n addition)", ylabel=label, ylim=(-2, 102),
+         title=f"{label.split(' (')[0]} vs length")
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+axes[0].legend(fontsize=8)
+fig.suptitle("Length generalization of four encodings")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Attention maps
+#
+# The trained model is restored from its checkpoint. `nnx.capture` with `method_outputs`
+# records the output of every module call; the attention layer passes its softmax weights
+# through its (here inactive) dropout module, so that output is the attention map
+# `[B, heads, query, key]`. Shown: the last layer, averaged over heads, on one problem
+# longer than any training problem, read teacher-forced (prompt and answer).
+
+# %%
+def restore_model(cfg, workdir: Path) -> nnx.Module:
+  """The model of a run directory at its latest checkpoint."""
+  mesh = mesh_lib.make_mesh(cfg.mesh)
+  model_def, state, _ = step_lib.init(cfg, mesh, optim.make_optimizer(cfg.train))
+  checkpointer = checkpoint_lib.Checkpointer(str(workdir / "checkpoints"), cfg.checkpoint, cfg.checkpoint.best_metric)
+  state = checkpointer.restore(checkpointer.latest_step(), state)
+  checkpointer.close()
+  return model_def.merge(state["params"], state["rng_counts"])
+
+
+def attention_map(model: nnx.Module, tokens_1xT: np.ndarray, positions_1xT: np.ndarray, layer: int) -> np.ndarray:
+  """float32 [H, T, T]: the softmax weights of `layer` for one sequence."""
+  _, captured = nnx.capture(model, nnx.Intermediate, method_outputs=nnx.Intermediate)(tokens_1xT, positions_1xT)
+  (probs_1xHxTxT,) = captured["blocks"][layer]["attn"]["dropout"]["__call__"].get_value()
+  return np.asarray(probs_1xHxTxT[0])
+
+
+n = min(TRAIN_MAX + 2, EVAL_MAX)
+fig, axes = plt.subplots(1, len(ENCODINGS), figsize=(4.2 * len(ENCODINGS), 4.4))
+for ax, (name, cfg) in zip(axes, configs.items()):
+  cell = pipeline.eval_batch(cfg.data, (n, n), 1, seed=0)
+  tokens = np.concatenate([cell["prompt"], cell["answer"]], axis=1)
+  positions = np.concatenate([cell["prompt_positions"], cell["answer_positions"]], axis=1)
+  model = restore_model(cfg, workdirs[name])
+  probs_TxT = attention_map(model, tokens, positions, layer=cfg.model.layers - 1).mean(axis=0)
+  pieces = pipeline.build(cfg.data).tokenizer.pieces(tokens)[0]
+  ax.imshow(probs_TxT, cmap="magma", vmin=0)
+  ax.set_xticks(range(len(pieces)), pieces, fontsize=6, rotation=90)
+  ax.set_yticks(range(len(pieces)), pieces, fontsize=6)
+  ax.set(xlabel="key token", ylabel="query token", title=name)
+fig.suptitle(f"Last-layer attention (mean over heads) on {n}+{n}-digit addition")
+fig.tight_layout()
+plt.show()
