@@ -1,0 +1,298 @@
+"""Sweep reports: each point's result beside the paper's numbers, as report.md, report.csv and plots.
+
+Everything is rebuilt from the point directories (metrics.jsonl eval rows and the final
+eval/grid_<step>.json), so a report can be written at any time, also while a sweep runs
+(unfinished points are listed as such): `python -m arithlab.sweep ... --report_only`.
+
+Per point: the headline metric (`Spec.metric`, a summary key of arithlab.train.evaluate) at
+the final step and at the best evaluation (papers.md §9 asks for both), and exact match per
+length from the final grid. Per group (points that differ only in the seed axis): the median
+and the best over seeds, with the paper's numbers whose `Reference.where` matches the group.
+Plots: exact match vs length per group (report_length.png; a cell's length is the largest of
+its lengths, or one task axis: `Spec.length_axis`), and when `Spec.x_axis` names a numeric
+sweep axis, the metric vs that axis per group of the other axes (report_<x_axis>.png). Paper
+numbers are drawn as crosses of the group's colour.
+"""
+
+import csv
+import dataclasses
+import json
+import os
+import statistics
+from typing import Any, Mapping, Sequence
+
+from matplotlib.figure import Figure
+
+from arithlab.train import metrics as metrics_lib
+from arithlab.train.evaluate import SUMMARY_KEYS
+
+DONE_FILE = "done.json"
+METRIC_NAMES = {"eval/exact_id": "exact match, in-distribution cells",
+                "eval/exact_ood": "exact match, out-of-distribution cells",
+                "eval/digit_id": "digit accuracy, in-distribution cells",
+                "eval/digit_ood": "digit accuracy, out-of-distribution cells",
+                "eval/exact_all": "exact match, all cells"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+  """A number a paper reports, placed beside the sweep points it corresponds to.
+
+  where: sweep axis labels it belongs to ({"format": "reverse"}); it matches every group whose
+    axes have these labels. value: the reported accuracy as a fraction in [0, 1].
+  source: paper and table/figure. setting: the paper's conditions where they differ from the
+    sweep's (lengths, model, samples). approximate: read off a plot or a rounded "~" figure.
+  verified: checked against the paper itself (False: taken from papers.md or memory, the
+    table/figure number or value not checked). x / length: where the number sits on the
+    Spec.x_axis plot / the length plot (None: table only).
+  """
+
+  where: Mapping[str, Any]
+  value: float
+  source: str
+  setting: str = ""
+  approximate: bool = False
+  verified: bool = False
+  x: float | None = None
+  length: int | None = None
+
+  def label(self) -> str:
+    flags = [f for f, on in (("approx.", self.approximate), ("unverified", not self.verified)) if on]
+    return f"{100 * self.value:.1f}%" + (f" ({', '.join(flags)})" if flags else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  """What an experiment's report shows.
+
+  metric: the headline, one of arithlab.train.evaluate.SUMMARY_KEYS. x_axis: a numeric sweep
+  axis for the metric-vs-x plot (e.g. "samples"), or None. length_axis: "max" (a cell's
+  length is its largest length) or a task length axis ("count"). seed_axis: the axis whose
+  points are repeats of one setting.
+  """
+
+  metric: str = "eval/exact_ood"
+  x_axis: str | None = None
+  length_axis: str = "max"
+  seed_axis: str = "seed"
+
+
+@dataclasses.dataclass(frozen=True)
+class PointResult:
+  """One point's numbers read from its directory.
+
+  status: "done", "partial (step k)" or "not started". final: summary keys at the final
+  evaluation (empty unless done). best / best_step: the best value of the headline metric over
+  all evaluations so far and its step (None before the first). by_length: length -> exact
+  match of the final grid. train_max: the longest training length on the length axis.
+  """
+
+  name: str
+  axes: Mapping[str, Any]
+  workdir: str
+  status: str
+  final: Mapping[str, float]
+  best: float | None
+  best_step: int | None
+  by_length: Mapping[int, float]
+  train_max: int | None
+
+
+def _length_of(lengths: Sequence[int], axes: Sequence[str], length_axis: str) -> int:
+  if length_axis == "max":
+    return max(lengths)
+  if length_axis not in axes:
+    raise ValueError(f"report length_axis {length_axis!r} is not a length axis of the grid {list(axes)}; "
+                     f"choose 'max' or one of them")
+  return lengths[list(axes).index(length_axis)]
+
+
+def exact_by_length(grid: Mapping[str, Any], length_axis: str) -> tuple[dict[int, float], int]:
+  """({length: exact match over the grid's cells of that length, weighted by count}, the
+  longest training length on that axis) from an eval/grid_<step>.json dict."""
+  hits: dict[int, float] = {}
+  counts: dict[int, int] = {}
+  for cell in grid["cells"]:
+    n = _length_of(cell["lengths"], grid["axes"], length_axis)
+    hits[n] = hits.get(n, 0.0) + cell["exact"] * cell["count"]
+    counts[n] = counts.get(n, 0) + cell["count"]
+  train_max = _length_of([hi for _, hi in grid["train_ranges"]], grid["axes"], length_axis)
+  return {n: hits[n] / max(counts[n], 1) for n in sorted(hits)}, train_max
+
+
+def collect(name: str, axes: Mapping[str, Any], workdir: str, final_step: int, spec: Spec) -> PointResult:
+  """Reads one point's directory (see PointResult)."""
+  rows = []
+  if os.path.exists(os.path.join(workdir, "metrics.jsonl")):
+    rows = [r for r in metrics_lib.read_metrics(workdir) if spec.metric in r]
+  done = os.path.exists(os.path.join(workdir, DONE_FILE))
+  best_row = max(rows, key=lambda r: r[spec.metric], default=None)
+  final, by_length, train_max = {}, {}, None
+  if done:
+    final = {k: v for r in rows if r["step"] == final_step for k, v in r.items() if k in SUMMARY_KEYS}
+    with open(os.path.join(workdir, "eval", f"grid_{final_step:07d}.json")) as f:
+      by_length, train_max = exact_by_length(json.load(f), spec.length_axis)
+  status = "done" if done else (f"partial (step {rows[-1]['step']})" if rows else "not started")
+  return PointResult(name=name, axes=dict(axes), workdir=workdir, status=status, final=final,
+                     best=None if best_row is None else best_row[spec.metric],
+                     best_step=None if best_row is None else int(best_row["step"]),
+                     by_length=by_length, train_max=train_max)
+
+
+def group_key(axes: Mapping[str, Any], spec: Spec) -> tuple[tuple[str, Any], ...]:
+  """The axes that define a group: all but the seed axis."""
+  return tuple((k, v) for k, v in axes.items() if k != spec.seed_axis)
+
+
+def matching(references: Sequence[Reference], key: Sequence[tuple[str, Any]]) -> list[Reference]:
+  """The references whose `where` labels all appear in the group key."""
+  axes = dict(key)
+  return [r for r in references if all(k in axes and axes[k] == v for k, v in r.where.items())]
+
+
+def _groups(results: Sequence[PointResult], spec: Spec) -> dict[tuple, list[PointResult]]:
+  groups: dict[tuple, list[PointResult]] = {}
+  for r in results:
+    groups.setdefault(group_key(r.axes, spec), []).append(r)
+  return groups
+
+
+def _pct(values: Sequence[float], how) -> str:
+  return f"{100 * how(values):.1f}" if values else "–"
+
+
+def _label(key: Sequence[tuple[str, Any]]) -> str:
+  return ", ".join(f"{k}={v}" for k, v in key) or "all"
+
+
+def summary_table(results: Sequence[PointResult], spec: Spec, references: Sequence[Reference]) -> list[list[str]]:
+  """Markdown table rows (header first): one per group, ours beside the paper's."""
+  digit = spec.metric.replace("exact", "digit")
+  axes = [k for k, _ in next(iter(_groups(results, spec)))]
+  header = [*axes, "seeds done", "final (median)", "final (best seed)", "best eval (median)",
+            f"{digit.split('/')[-1]} final (median)", "paper"]
+  rows = [header]
+  for key, members in _groups(results, spec).items():
+    finals = [m.final[spec.metric] for m in members if spec.metric in m.final]
+    bests = [m.best for m in members if m.status == "done" and m.best is not None]
+    digits = [m.final[digit] for m in members if digit in m.final]
+    papers = "; ".join(f"{r.label()} {r.source}" + (f" [{r.setting}]" if r.setting else "")
+                       for r in matching(references, key)) or "–"
+    rows.append([*(str(v) for _, v in key), f"{len(finals)}/{len(members)}", _pct(finals, statistics.median),
+                 _pct(finals, max), _pct(bests, statistics.median), _pct(digits, statistics.median), papers])
+  return rows
+
+
+def _markdown(rows: Sequence[Sequence[str]]) -> str:
+  lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+  lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows[1:]]
+  return "\n".join(lines)
+
+
+def plot_lengths(results: Sequence[PointResult], spec: Spec, references: Sequence[Reference], path: str) -> bool:
+  """Exact match (%) vs length, one line per group (mean over finished seeds), the longest
+  training length dashed. Returns False (no file) when no point is finished."""
+  fig = Figure(figsize=(7, 4.5), dpi=120)
+  ax = fig.subplots()
+  drawn = False
+  for i, (key, members) in enumerate(_groups(results, spec).items()):
+    done = [m for m in members if m.by_length]
+    if not done:
+      continue
+    lengths = sorted(done[0].by_length)
+    mean = [100 * statistics.mean(m.by_length.get(n, 0.0) for m in done) for n in lengths]
+    line, = ax.plot(lengths, mean, marker=".", label=f"{_label(key)} ({len(done)} seeds)")
+    for r in matching(references, key):
+      if r.length is not None:
+        ax.plot([r.length], [100 * r.value], "x", color=line.get_color(), markersize=9)
+    ax.axvline(done[0].train_max + 0.5, color="grey", linestyle="--", linewidth=0.8)
+    drawn = True
+  if not drawn:
+    return False
+  ax.set_xlabel(f"length ({spec.length_axis})")
+  ax.set_ylabel("exact match (%)")
+  ax.set_ylim(-2, 102)
+  ax.set_title("exact match vs length (dashed: longest training length; x: paper)", fontsize=9)
+  ax.legend(fontsize=7, loc="best")
+  fig.tight_layout()
+  fig.savefig(path)
+  return True
+
+
+def plot_x_axis(results: Sequence[PointResult], spec: Spec, references: Sequence[Reference], path: str) -> bool:
+  """The headline metric (median over seeds) vs Spec.x_axis, one line per group of the other
+  axes, paper numbers as crosses. Returns False (no file) when no point is finished."""
+  lines: dict[tuple, dict[float, list[float]]] = {}
+  for r in results:
+    if spec.metric in r.final:
+      key = tuple(kv for kv in group_key(r.axes, spec) if kv[0] != spec.x_axis)
+      lines.setdefault(key, {}).setdefault(float(r.axes[spec.x_axis]), []).append(r.final[spec.metric])
+  if not lines:
+    return False
+  fig = Figure(figsize=(7, 4.5), dpi=120)
+  ax = fig.subplots()
+  for key, by_x in lines.items():
+    xs = sorted(by_x)
+    line, = ax.plot(xs, [100 * statistics.median(by_x[x]) for x in xs], marker="o", label=_label(key))
+    for ref in matching(references, key):
+      if ref.x is not None:
+        ax.plot([ref.x], [100 * ref.value], "x", color=line.get_color(), markersize=9)
+  ax.set_xscale("log")
+  ax.set_xlabel(spec.x_axis)
+  ax.set_ylabel(f"{METRIC_NAMES.get(spec.metric, spec.metric)} (%)")
+  ax.set_ylim(-2, 102)
+  ax.set_title(f"{spec.metric} vs {spec.x_axis} (median over seeds; x: paper)", fontsize=9)
+  ax.legend(fontsize=7, loc="best")
+  fig.tight_layout()
+  fig.savefig(path)
+  return True
+
+
+def write_csv(results: Sequence[PointResult], spec: Spec, references: Sequence[Reference], path: str) -> None:
+  """One row per point: its axes, status, final summary metrics, best headline value, and the
+  paper's matching numbers."""
+  axes = list(dict.fromkeys(k for r in results for k in r.axes))
+  fields = [*axes, "point", "status", *SUMMARY_KEYS, f"best {spec.metric}", "best step", "paper value",
+            "paper source", "workdir"]
+  with open(path, "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(fields)
+    for r in results:
+      refs = matching(references, group_key(r.axes, spec))
+      writer.writerow([*(r.axes.get(k, "") for k in axes), r.name, r.status,
+                       *(r.final.get(k, "") for k in SUMMARY_KEYS), "" if r.best is None else r.best,
+                       "" if r.best_step is None else r.best_step, "; ".join(str(x.value) for x in refs),
+                       "; ".join(x.source for x in refs), r.workdir])
+
+
+def write(workdir: str, planned: Sequence[Any], spec: Spec, references: Sequence[Reference], *,
+          title: str) -> str:
+  """Writes workdir/report.md, report.csv and the plots for the planned points (objects with
+  .point (axes, name), .cfg and .workdir, see arithlab.sweep.plan); returns report.md's path."""
+  if spec.metric not in SUMMARY_KEYS:
+    raise ValueError(f"report metric {spec.metric!r} unknown; choose one of: {', '.join(SUMMARY_KEYS)}")
+  results = [collect(p.point.name, p.point.axes, p.workdir, p.cfg.train.steps, spec) for p in planned]
+  os.makedirs(workdir, exist_ok=True)
+  write_csv(results, spec, references, os.path.join(workdir, "report.csv"))
+  done = sum(r.status == "done" for r in results)
+  parts = [f"# Sweep report: `{title}`", "",
+           f"{done} of {len(results)} points finished. Headline: `{spec.metric}` "
+           f"({METRIC_NAMES[spec.metric]}), in %, at the final step and at the best evaluation; "
+           "median and best over seeds. `paper` is the paper's number for that setting (see the list below).",
+           "", _markdown(summary_table(results, spec, references)), ""]
+  if plot_lengths(results, spec, references, os.path.join(workdir, "report_length.png")):
+    parts += ["![exact match vs length](report_length.png)", ""]
+  if spec.x_axis and plot_x_axis(results, spec, references, os.path.join(workdir, f"report_{spec.x_axis}.png")):
+    parts += [f"![{spec.metric} vs {spec.x_axis}](report_{spec.x_axis}.png)", ""]
+  parts += ["## The paper's numbers", "",
+            _markdown([["where", "value", "source", "paper's setting"]] + [
+                [_label(tuple(r.where.items())), r.label(), r.source, r.setting or "–"] for r in references]),
+            "", "## Points", "",
+            _markdown([["point", "status", f"final {spec.metric}", "best (step)", "directory"]] + [
+                [r.name, r.status, _pct([r.final[spec.metric]], max) if spec.metric in r.final else "–",
+                 "–" if r.best is None else f"{100 * r.best:.1f} ({r.best_step})",
+                 os.path.relpath(r.workdir, workdir)] for r in results]), ""]
+  path = os.path.join(workdir, "report.md")
+  with open(path, "w") as f:
+    f.write("\n".join(parts))
+  return path
