@@ -1,0 +1,81 @@
+"""Each benchmark script runs end to end in its `--smoke` mode and prints a well-formed table.
+
+Nothing is timed here: the tests check the structure of the rows, that the PyTorch comparison
+is skipped cleanly when torch is absent, and that both decoders produce the same tokens.
+"""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(autouse=True)
+def repo_root_on_path(monkeypatch):
+  """`benchmarks` is a folder of scripts at the repository root, not an installed package."""
+  monkeypatch.syspath_prepend(ROOT)
+
+
+def test_train_step_without_torch_skips_the_comparison(monkeypatch, capsys):
+  monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+  from benchmarks import train_step
+
+  table = train_step.main(["--smoke", "--dtypes=float32,bfloat16"])
+  out = capsys.readouterr().out
+  assert "the PyTorch comparison is skipped" in out
+  assert [(row[1], row[4]) for row in table] == [("float32", "arithlab (jax.jit)"), ("bfloat16", "arithlab (jax.jit)")]
+  for row in table:
+    assert len(row) == len(train_step.HEADER)
+    assert row[2] == "2 x 8" and row[8] == "n/a (CPU)" and row[9] == "-"
+    assert float(row[5]) > 0 and float(row[6].replace(",", "")) > 0
+  assert "| model | dtype |" in out
+
+
+def test_train_step_beside_torch(capsys):
+  pytest.importorskip("torch")
+  from benchmarks import train_step
+
+  table = train_step.main(["--smoke", "--dtypes=bfloat16", "--no-compile"])
+  assert [row[4] for row in table] == ["arithlab (jax.jit)", "torch eager"]
+  assert table[0][3] == table[1][3]  # the same parameter count: the same shape
+  assert table[0][9].endswith("x") and table[1][9] == "1.00x"
+
+
+def test_train_step_flops_count_attention():
+  from benchmarks import common
+
+  cfg = common.model_config("lee", "float32")
+  n = 10_000_000
+  assert common.train_flops_per_token(cfg, n, 256) == 6 * (n - 256 * 384) + 12 * 6 * 256 * 384
+  assert common.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == 989.4e12
+  assert common.peak_flops("cpu", "float32") is None
+
+
+def test_decode_cached_matches_recompute(capsys):
+  from benchmarks import decode
+
+  (row,) = decode.main(["--smoke"])
+  assert len(row) == len(decode.HEADER)
+  assert row[3] == "3+3" and row[4] == "10 + 6"  # BOS $ddd+ddd= ; 3-4 reversed digits, $, EOS
+  assert row[10] == "yes"
+  assert row[9].endswith("x")
+
+
+def test_eval_grid_extrapolates_from_a_sub_grid(capsys):
+  from benchmarks import eval_grid
+
+  measured, extrapolated = eval_grid.main(["--smoke"])
+  assert measured[0] == "measured (sub-grid)" and measured[2] == "4 cells" and measured[3] == "8"
+  assert extrapolated[0] == "EXTRAPOLATED full grid" and extrapolated[3] == "18"
+  assert measured[4] == extrapolated[4] == "10 + 6"  # the sub-grid holds the widest cell
+
+
+def test_sub_grid_keeps_the_widest_cell():
+  from benchmarks import eval_grid
+
+  full = [(a, b) for a in range(1, 5) for b in range(1, 5)]
+  cells = eval_grid.sub_grid(full, 5)
+  assert len(set(cells)) == 5 and cells[-1] == (4, 4) and set(cells) <= set(full)
+  assert eval_grid.sub_grid(full, 0) == full
