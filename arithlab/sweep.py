@@ -138,23 +138,33 @@ def product(*axes: Sequence[Point]) -> list[Point]:
   return points
 
 
-def encoding_axis(names: Sequence[str], *, max_pos: int, max_offset: int, randomized_len: int,
-                  name: str = "encoding") -> list[Point]:
+def encoding_axis(names: Sequence[str], *, max_pos: int | None = None, max_offset: int | None = None,
+                  randomized_len: int | None = None, name: str = "encoding") -> list[Point]:
   """An axis over positional encodings, each paired with the position rule it reads.
 
-  Abacus gets the `abacus` rule (training offsets up to max_offset), coupling the `coupling`
-  rule (IDs up to max_pos, so a table of max_pos + 1 rows), `randomized:<enc>` the `randomized`
-  rule over {0..randomized_len-1}; every other encoding reads sequential positions.
+  abacus gets the `abacus` rule (training offsets up to max_offset), coupling the `coupling`
+  rule (IDs up to max_pos, so a table of max_pos + 1 rows), `randomized:<enc>` the
+  `randomized` rule over {0..randomized_len-1}; every other encoding reads sequential positions.
+
+  Raises:
+    ValueError: an encoding whose option (max_pos, max_offset, randomized_len) is not given.
   """
+  def needs(encoding: str, option: str, value: int | None) -> int:
+    if value is None:
+      raise ValueError(f"encoding_axis: encoding {encoding!r} needs {option}=")
+    return value
+
   def fields(encoding: str) -> dict[str, Any]:
     if encoding == "abacus":
-      return {"data.positions": "abacus", "data.position_options": {"max_offset": max_offset}}
+      return {"data.positions": "abacus",
+              "data.position_options": {"max_offset": needs(encoding, "max_offset", max_offset)}}
     if encoding == "coupling":
-      return {"data.positions": "coupling", "data.position_options": {"max_pos": max_pos},
-              "model.max_len": max_pos + 1}
+      top = needs(encoding, "max_pos", max_pos)
+      return {"data.positions": "coupling", "data.position_options": {"max_pos": top}, "model.max_len": top + 1}
     if encoding.startswith("randomized:"):
-      return {"data.positions": "randomized", "data.position_options": {"L": randomized_len},
-              "model.randomized_max_len": randomized_len}
+      length = needs(encoding, "randomized_len", randomized_len)
+      return {"data.positions": "randomized", "data.position_options": {"L": length},
+              "model.randomized_max_len": length}
     return {"data.positions": "sequential", "data.position_options": {}}
 
   return axis(name, {e: {"model.encoding": e, **fields(e)} for e in names})
