@@ -19,12 +19,12 @@
 # Train the same small transformer on reversed addition with four encodings and ask
 # each one to add longer numbers than it saw:
 #
-# | name | model encoding | position IDs from the pipeline |
+# | encoding | what it is | position IDs from the pipeline |
 # |---|---|---|
-# | NoPE | `none` (causal mask only) | sequential (unused) |
-# | RoPE | `rope` | sequential |
-# | randomized RoPE (Ruoss et al.) | `randomized:rope` | `randomized`: sorted random subset of {0..L-1} |
-# | Abacus (McLeish et al.) | `abacus` | `abacus`: significance of each digit, random offset in training |
+# | `none` | NoPE: the causal mask only | sequential (unused) |
+# | `rope` | rotary | sequential |
+# | `randomized:rope` | Ruoss et al.: rotary at random positions | sorted random subset of {0..L-1} |
+# | `abacus` | McLeish et al.: learned digit-significance table | significance of each digit, random offset in training |
 #
 # Then: exact match against operand length, and one attention map per encoding.
 #
@@ -71,6 +71,7 @@ from flax import nnx
 from matplotlib.ticker import MaxNLocator
 
 from arithlab import config as config_lib
+from arithlab import sweep
 from arithlab.train import checkpoint as checkpoint_lib
 from arithlab.train import loop
 from arithlab.train import mesh as mesh_lib
@@ -84,33 +85,23 @@ from data_gen import pipeline
 # Everything but the encoding and its position rule is shared: operands and answer
 # written least-significant digit first (`321+7654=0964`), one token per character,
 # training on 1–`TRAIN_MAX`-digit operands, evaluation on every (len_0, len_1) cell up to
-# `EVAL_MAX` digits.
+# `EVAL_MAX` digits. `sweep.encoding_axis` pairs each encoding with the position rule it
+# reads, as the sweeps in `experiments/` do.
 
 # %%
 TRAIN_MAX, EVAL_MAX = (2, 3) if SMALL else (5, 10)
-ENCODINGS = {
-    "NoPE": dict(encoding="none", positions="sequential", position_options={}),
-    "RoPE": dict(encoding="rope", positions="sequential", position_options={}),
-    "randomized RoPE": dict(encoding="randomized:rope", positions="randomized", position_options={"L": 256}),
-    "Abacus": dict(encoding="abacus", positions="abacus", position_options={"max_offset": EVAL_MAX}),
-}
 
 
-def make_config(name: str):
-  """The run config of one encoding of ENCODINGS."""
-  choice = ENCODINGS[name]
+def base_config():
+  """The shared run config (encoding rope)."""
   cfg = config_lib.default_config()
-  cfg.name = name
-  cfg.data.update(task="addition", format="reverse_operands+reverse_answer", tokenizer="char",
-                  positions=choice["positions"], loss="answer")
-  cfg.data.position_options = choice["position_options"]
+  cfg.data.update(task="addition", format="reverse_operands+reverse_answer", tokenizer="char", loss="answer")
   cfg.data.train_lengths = {"len_0": (1, TRAIN_MAX), "len_1": (1, TRAIN_MAX)}
   cfg.eval.lengths = {"len_0": (1, EVAL_MAX), "len_1": (1, EVAL_MAX)}
-  cfg.model.update(layers=2, d_model=128, heads=4, d_ff=512, encoding=choice["encoding"], max_len=64,
-                   randomized_max_len=256)
-  cfg.train.update(steps=2000, batch_size=128, lr=1e-3, warmup_steps=100, log_every=250)
+  cfg.model.update(layers=2, d_model=128, heads=4, d_ff=512, max_len=64)
+  cfg.train.update(steps=3000, batch_size=128, lr=1e-3, warmup_steps=100, log_every=250)
   cfg.eval.update(every=0, n_per_cell=32, batch_size=512)  # evaluate once, at the end
-  cfg.checkpoint.update(every=2000, keep=1, best_metric="eval/exact_ood")
+  cfg.checkpoint.update(every=3000, keep=1, best_metric="eval/exact_ood")
   if SMALL:
     cfg.model.update(d_model=32, d_ff=64)
     cfg.train.update(steps=10, batch_size=16, warmup_steps=2, log_every=5)
@@ -118,9 +109,12 @@ def make_config(name: str):
   return cfg
 
 
-configs = {name: make_config(name) for name in ENCODINGS}
-print(pipeline.sample_batch(configs["Abacus"].data, seed=0, step=0, batch_size=1)["tokens"].shape,
-      "tokens in a first Abacus training batch row")
+points = sweep.encoding_axis(["none", "rope", "randomized:rope", "abacus"], max_offset=EVAL_MAX,
+                             randomized_len=256)
+configs = {p.axes["encoding"]: sweep.apply_overrides(base_config(), p.overrides, p.name) for p in points}
+for name, cfg in configs.items():
+  cfg.name = name
+  print(f"{name:<16} positions {cfg.data.positions!r} {dict(cfg.data.position_options)}")
 
 # %% [markdown]
 # ## Train
@@ -129,7 +123,7 @@ print(pipeline.sample_batch(configs["Abacus"].data, seed=0, step=0, batch_size=1
 # directory is reused rather than retrained (delete it to start over).
 
 # %%
-workdirs = {name: RUNS / "encodings" / name.replace(" ", "_") for name in ENCODINGS}
+workdirs = {p.axes["encoding"]: RUNS / "encodings" / sweep.slug(p) for p in points}
 for name, cfg in configs.items():
   result = loop.train(cfg, str(workdirs[name]))
   print(f"== {name}: loss {result.get('loss', float('nan')):.4f}, exact match in distribution "
@@ -194,7 +188,7 @@ def attention_map(model: nnx.Module, tokens_1xT: np.ndarray, positions_1xT: np.n
 
 
 n = min(TRAIN_MAX + 2, EVAL_MAX)
-fig, axes = plt.subplots(1, len(ENCODINGS), figsize=(4.2 * len(ENCODINGS), 4.4))
+fig, axes = plt.subplots(1, len(configs), figsize=(4.2 * len(configs), 4.4))
 for ax, (name, cfg) in zip(axes, configs.items()):
   cell = pipeline.eval_batch(cfg.data, (n, n), 1, seed=0)
   tokens = np.concatenate([cell["prompt"], cell["answer"]], axis=1)
