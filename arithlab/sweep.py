@@ -224,9 +224,9 @@ def config_hash(cfg: ml_collections.ConfigDict) -> str:
 
 
 def slug(point: Point) -> str:
-  """A directory-safe, readable name: "format-plain_seed-0"."""
+  """A directory-safe, readable name: "format-plain_seed-0" (at most 100 characters)."""
   text = "_".join(f"{k}-{v}" for k, v in point.axes.items())
-  return re.sub(r"[^A-Za-z0-9.+-]+", "-", text)[:100]
+  return re.sub(r"[^A-Za-z0-9._+-]+", "-", text)[:100]
 
 
 @dataclasses.dataclass(frozen=True)

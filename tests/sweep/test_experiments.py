@@ -1,0 +1,57 @@
+"""Every experiment config: its :micro sweep runs end to end through the sweep runner, every
+budget's points resolve to valid run configs, and a bad argument is refused by name."""
+
+import csv
+import pathlib
+
+import pytest
+
+from arithlab import config, report, sweep
+from data_gen import pipeline
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+EXPERIMENTS = sorted(p.name for p in (REPO / "experiments").glob("*.py") if p.name != "quickstart.py")
+
+
+def test_every_paper_has_a_config():
+  assert {"lee2023.py", "shen2023.py", "awasthi2023.py", "singh2024.py", "ruoss2023.py", "mcleish2024.py",
+          "cho2024.py", "zhou2024.py", "zhu2025.py", "encodings_addition.py"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_micro_sweep_runs_end_to_end(name, tmp_path):
+  spec = f"{REPO / 'experiments' / name}:micro"
+  assert sweep.run(spec, str(tmp_path)) == []
+  module, _ = sweep.load_experiment(spec)
+  planned = sweep.plan(module, "micro", str(tmp_path))
+  assert all(sweep.is_done(p.workdir) for p in planned)
+  with open(tmp_path / "report.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["status"] for r in rows] == ["done"] * len(planned)
+  assert all(0.0 <= float(r[module.REPORT.metric]) <= 1.0 for r in rows)
+  text = (tmp_path / "report.md").read_text()
+  for ref in module.REFERENCE:
+    assert ref.label() in text and ref.source in text
+  assert (tmp_path / "report_length.png").exists()
+
+
+@pytest.mark.parametrize("arg", [None, "small"])
+def test_every_budget_resolves_to_valid_configs(arg, tmp_path):
+  for name in EXPERIMENTS:
+    module, _ = sweep.load_experiment(str(REPO / "experiments" / name))
+    planned = sweep.plan(module, arg, str(tmp_path))
+    for p in planned:
+      config.validate(p.cfg, device_count=1)
+      assert set(p.point.axes) >= {module.REPORT.seed_axis}
+    for data_cfg in {p.cfg.data.to_json(): p.cfg.data for p in planned}.values():
+      pipeline.validate_data_config(data_cfg)
+    assert all(isinstance(r, report.Reference) and 0 <= r.value <= 1 and r.source for r in module.REFERENCE)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_unknown_argument_is_refused_by_name(name):
+  module, _ = sweep.load_experiment(str(REPO / "experiments" / name))
+  with pytest.raises(ValueError, match=f"{name}.*'tiny'.*small, micro"):
+    module.get_config("tiny")
+  with pytest.raises(ValueError, match="'tiny'"):
+    module.get_sweep("tiny")
