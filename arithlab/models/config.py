@@ -4,8 +4,9 @@ import math
 
 import ml_collections
 
-from arithlab.models.encodings import encoding_class, options_of
+from arithlab.models.encodings import ENCODINGS, encoding_class, options_of
 from arithlab.models.encodings.base import check_options
+from arithlab.models.encodings.rope_scaling import parse_scaling
 from arithlab.models.sharding import DEFAULT_RULES
 
 NORMS = ("layernorm", "rmsnorm")
@@ -73,6 +74,29 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
 def encoding_options(cfg: ml_collections.ConfigDict) -> dict:
   """The encoding's options: its defaults overridden by `cfg.encoding_options`."""
   return {**options_of(encoding_class(cfg.encoding)), **dict(cfg.encoding_options)}
+
+
+def with_rope_scaling(cfg: ml_collections.ConfigDict, spec: str) -> ml_collections.ConfigDict:
+  """A copy of model config `cfg` whose encoding uses RoPE scaling `spec` ("none", "linear:4",
+  "ntk:4", "yarn:4:64", ...; encodings/rope_scaling.py): the evaluation-time override.
+
+  The scaling is a static option that changes no parameter shape, so the parameters of a model
+  built from `cfg` load into the model built from the copy (`nnx.update(model,
+  nnx.state(trained, nnx.Param))`, or restoring the checkpoint into it).
+
+  Raises:
+    ValueError: when the encoding has no `scaling` option (naming those that have one) or the
+      spec is malformed.
+  """
+  if "scaling" not in options_of(encoding_class(cfg.encoding)):
+    scalable = [name for name in ENCODINGS.names() if "scaling" in options_of(ENCODINGS.get(name))]
+    raise ValueError(f"model.encoding={cfg.encoding!r} takes no RoPE scaling; encodings with a "
+                     f"`scaling` option: {', '.join(scalable)} (and their randomized: variants)")
+  parse_scaling(spec)
+  scaled = cfg.copy_and_resolve_references()
+  with scaled.unlocked():
+    scaled.encoding_options.scaling = spec
+  return scaled
 
 
 def lee_config(vocab_size: int) -> ml_collections.ConfigDict:

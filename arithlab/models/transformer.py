@@ -96,7 +96,7 @@ class Transformer(nnx.Module):
     self.rules = freeze_rules(cfg.logical_rules)
     dims = Dims(d_model=cfg.d_model, heads=cfg.heads, head_dim=cfg.d_model // cfg.heads,
                 causal=cfg.causal, max_position=cfg.max_len, levels=cfg.position_levels,
-                dtype=dtype)
+                dtype=dtype, layers=cfg.layers)
     self.encoding = build_encoding(cfg.encoding, dims, config_lib.encoding_options(cfg),
                                    cfg.randomized_max_len, rngs)
     self.embed = nnx.Embed(cfg.vocab_size, cfg.d_model, dtype=dtype,

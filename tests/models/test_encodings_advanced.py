@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from arithlab.models.attention import Keys, allowed_keys
 from arithlab.models.encodings.fire import fire_inputs
-from arithlab.models.encodings.rope import apply_rotary, rope_angles
+from arithlab.models.encodings.rope import apply_rotary, make_rotation, rope_angles
 from arithlab.models.encodings.rope_pp import RopePPLayer
 from arithlab.models.encodings.t5 import relative_position_bucket
 
@@ -140,7 +140,7 @@ def test_rope_pp_scores_are_re_and_minus_im_of_the_complex_product(t, s):
   heads, head_dim = 2, 8
   q = rng.normal(size=(1, 1, heads, head_dim)).astype(np.float32)
   k = rng.normal(size=(1, 1, heads, head_dim)).astype(np.float32)
-  layer = RopePPLayer("rope_pp", head_dim, 100.0)
+  layer = RopePPLayer("rope_pp", make_rotation(head_dim, 100.0, "none"))
   q_rot, _ = layer.queries_keys(jnp.asarray(q), jnp.asarray(k), jnp.array([[t]]), None)
   _, k_rot = layer.queries_keys(jnp.asarray(q), jnp.asarray(k), jnp.array([[s]]), None)
   assert q_rot.shape == (1, 1, 2 * heads, head_dim)

@@ -161,7 +161,8 @@ def test_randomized_needs_integer_positions(make_model):
 
 
 def test_unknown_option_lists_the_valid_ones(make_model):
-  with pytest.raises(ValueError, match=r"no option.*'bse'.*\['base', 'fraction'\]"):
+  with pytest.raises(ValueError, match=r"no option.*'bse'.*\['base', 'fraction', "
+                     r"'layer_pattern', 'partial', 'scaling'\]"):
     make_model("rope", encoding_options={"bse": 10.0})
 
 

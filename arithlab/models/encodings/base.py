@@ -33,8 +33,9 @@ Model-level hooks (on the `Encoding`, called once per forward pass):
       None) threaded through every layer, e.g. TAPE's features (C, S) `[B, T, H, K/2]`.
       Computed from the positions of the tokens being processed only (in cached decoding,
       the new tokens), so it must be per-token.
-  layer(rngs) -> LayerEncoding            one per transformer layer (a looped model builds
-      one per layer of its recurrent block and reuses it at every recurrence). Per-layer
+  layer(rngs) -> LayerEncoding            one per transformer layer, called in layer order
+      (`dims.layers` calls; a looped model builds one per layer of its recurrent block and
+      reuses it at every recurrence), so layers may differ (RoPE's layer_pattern). Per-layer
       parameters live there. To share parameters across layers, create them on the
       Encoding and hand the same submodule to every LayerEncoding (NNX keeps shared
       references shared).
@@ -90,7 +91,8 @@ class Dims:
   causal: decoder (True) or encoder (False). max_position: exclusive bound on the position
   IDs the encoding must accept (the model's max_len; L for randomized variants).
   levels: L of `[B, T, L]` position IDs, or 0 for `[B, T]`. dtype: the compute dtype
-  (parameters are float32).
+  (parameters are float32). layers: how many times `Encoding.layer` is called (model.layers;
+  in a looped model the layers of its recurrent block), once per layer in layer order.
   """
 
   d_model: int
@@ -100,6 +102,7 @@ class Dims:
   max_position: int
   levels: int
   dtype: Any
+  layers: int
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,8 +18,10 @@ their keys and values. Modes (option `mode`):
       2H attention heads; the output projection reads 2H heads.
   "eh" ('imag1'): H/2 query and H/2 kv heads (half the KV cache), H attention heads, the
       output projection of plain RoPE.
-Every feature of a head rotates (the reference has no partial rotation). Scores depend on
-t - s only: translation invariant in the position IDs.
+Every feature of a head rotates (the reference has no partial rotation). Option `scaling`
+takes rope.py's frequency scalings ("linear:4", "ntk:4", "yarn:4:64", ...; rope_scaling.py):
+the scaled frequencies replace theta_n and YaRN's qk_scale multiplies the real and imaginary
+queries and the keys. Scores depend on t - s only: translation invariant in the position IDs.
 """
 
 import jax.numpy as jnp
@@ -27,32 +29,32 @@ from flax import nnx
 
 from arithlab.models.encodings.base import (ENCODINGS, Dims, Encoding, HeadLayout,
                                             LayerEncoding, single_level)
-from arithlab.models.encodings.rope import (RopeLayer, apply_rotary, rope_angles,
-                                            rotate_pairs_90)
+from arithlab.models.encodings.rope import RopeLayer, make_rotation, rotate_pairs_90
 
 MODES = ("ec", "eh")
 
 
 class RopePPLayer(RopeLayer):
   """Rotates k as RoPE does; turns every query head into a (real, imaginary) pair of heads.
-  Built as RopeLayer(name, dims=head_dim, base): every feature rotates."""
+  Built as RopeLayer(name, rotation) with a rotation of every feature."""
 
   def queries_keys(self, q_BxTxQxK, k_BxTxGxK, positions, state):
     """Returns (q [B, T, 2Q, K] with heads (real 0, imag 0, real 1, ...), rotated k)."""
     del state
-    angles = rope_angles(single_level(positions, self.name), self.dims, self.base)
-    real = apply_rotary(q_BxTxQxK, angles)
-    imag = apply_rotary(-rotate_pairs_90(q_BxTxQxK), angles)  # R_t R_{-pi/2} q
+    angles = self.rotation.angles(single_level(positions, self.name))
+    real = self.rotate(q_BxTxQxK, angles)
+    imag = self.rotate(-rotate_pairs_90(q_BxTxQxK), angles)  # R_t R_{-pi/2} q
     batch, length, heads, head_dim = q_BxTxQxK.shape
     q_BxTxHxK = jnp.stack([real, imag], axis=3).reshape(batch, length, 2 * heads, head_dim)
-    return q_BxTxHxK, apply_rotary(k_BxTxGxK, angles)
+    return q_BxTxHxK, self.rotate(k_BxTxGxK, angles)
 
 
 @ENCODINGS.register("rope_pp")
 class RopePP(Encoding):
-  """Options: mode ("ec" | "eh", default "ec"), base (10000)."""
+  """Options: mode ("ec" | "eh", default "ec"), base (10000), scaling ("none"; see rope.py)."""
 
-  def __init__(self, dims: Dims, *, rngs: nnx.Rngs, mode: str = "ec", base: float = 10000.0):
+  def __init__(self, dims: Dims, *, rngs: nnx.Rngs, mode: str = "ec", base: float = 10000.0,
+               scaling: str = "none"):
     del rngs
     super().__init__(dims)
     if mode not in MODES:
@@ -64,7 +66,7 @@ class RopePP(Encoding):
       raise ValueError(f"rope_pp rotates pairs of features: head_dim must be even, got "
                        f"{dims.head_dim}")
     self.mode = mode
-    self.base = base
+    self.rotation = make_rotation(dims.head_dim, base, scaling)
 
   def head_layout(self) -> HeadLayout:
     heads = self.dims.heads
@@ -74,4 +76,4 @@ class RopePP(Encoding):
 
   def layer(self, rngs: nnx.Rngs) -> LayerEncoding:
     del rngs
-    return RopePPLayer(self.name, self.dims.head_dim, self.base)
+    return RopePPLayer(self.name, self.rotation)

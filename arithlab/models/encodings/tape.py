@@ -20,7 +20,9 @@ In every layer:
       `position_size = 4 * num_attention_heads`; W_x has the reference's `x_proj` shape
       [hidden_size, position_size], with no bias).
 W_E and W_up start at zero (the reference's "special zero initialization"), so an untrained
-TAPE model computes RoPE; W_x and W_down start N(0, 0.02).
+TAPE model computes RoPE; W_x and W_down start N(0, 0.02). Option `scaling` takes rope.py's
+frequency scalings ("linear:4", "ntk:4", "yarn:4:64", ...; rope_scaling.py): the initial
+features use the scaled frequencies, and every layer multiplies q~ and k~ by YaRN's qk_scale.
 
 No map mixes the feature axis F, and C and S get the same linear maps, so given the
 attention weights the update commutes with any linear map applied to the (C, S, F)
@@ -46,7 +48,7 @@ from flax import nnx
 
 from arithlab.models.encodings.base import (ENCODINGS, Dims, Encoding, LayerEncoding,
                                             normal_init, single_level)
-from arithlab.models.encodings.rope import rope_angles, rotate_pairs_90
+from arithlab.models.encodings.rope import make_rotation, rotate_pairs_90
 
 FEATURES = ("tape_cos", "tape_sin")  # the state's (and each layer's cached key data) keys
 
@@ -61,10 +63,12 @@ def rotate_with_features(x_BxTxHxK: jax.Array, cos_BxTxHxF: jax.Array,
 
 
 class TapeLayer(LayerEncoding):
-  """One layer's feature maps: W_E [H, H], W_x [D, P], W_up [H, P], W_down [P, H]."""
+  """One layer's feature maps: W_E [H, H], W_x [D, P], W_up [H, P], W_down [P, H]; q~ and k~
+  are multiplied by qk_scale."""
 
-  def __init__(self, dims: Dims, position_size: int, rngs: nnx.Rngs):
+  def __init__(self, dims: Dims, position_size: int, qk_scale: float, rngs: nnx.Rngs):
     heads = dims.heads
+    self.qk_scale = qk_scale
 
     def param(init, shape, logical):
       return nnx.Param(init(rngs.params(), shape, jnp.float32), logical=logical)
@@ -78,8 +82,8 @@ class TapeLayer(LayerEncoding):
   def queries_keys(self, q_BxTxQxK, k_BxTxGxK, positions, state):
     del positions
     cos, sin = (state[name] for name in FEATURES)
-    return (rotate_with_features(q_BxTxQxK, cos, sin),
-            rotate_with_features(k_BxTxGxK, cos, sin))
+    return (rotate_with_features(q_BxTxQxK, cos, sin) * self.qk_scale,
+            rotate_with_features(k_BxTxGxK, cos, sin) * self.qk_scale)
 
   def key_data(self, positions, state):
     """This layer's input features of the new tokens: {"tape_cos", "tape_sin": [B, T, H, F]}."""
@@ -110,10 +114,10 @@ class TapeLayer(LayerEncoding):
 
 @ENCODINGS.register("tape")
 class Tape(Encoding):
-  """Options: base (10000, RoPE's), position_ratio (4: P = 4H)."""
+  """Options: base (10000, RoPE's), position_ratio (4: P = 4H), scaling ("none"; rope.py's)."""
 
   def __init__(self, dims: Dims, *, rngs: nnx.Rngs, base: float = 10000.0,
-               position_ratio: int = 4):
+               position_ratio: int = 4, scaling: str = "none"):
     del rngs
     super().__init__(dims)
     if dims.head_dim % 2:
@@ -121,16 +125,15 @@ class Tape(Encoding):
                        f"{dims.head_dim}")
     if position_ratio < 1:
       raise ValueError(f"tape position_ratio must be >= 1, got {position_ratio}")
-    self.base = base
+    self.rotation = make_rotation(dims.head_dim, base, scaling)
     self.position_size = position_ratio * dims.heads
 
   def init_state(self, positions: jax.Array) -> dict[str, jax.Array]:
-    """{"tape_cos", "tape_sin": float32 [B, T, H, K/2]}: cos, sin of theta_n * positions."""
-    angles_BxTxF = rope_angles(single_level(positions, self.name), self.dims.head_dim,
-                               self.base)
+    """{"tape_cos", "tape_sin": float32 [B, T, H, K/2]}: cos, sin of theta'_n * positions."""
+    angles_BxTxF = self.rotation.angles(single_level(positions, self.name))
     shape = (*angles_BxTxF.shape[:2], self.dims.heads, angles_BxTxF.shape[-1])
     return {name: jnp.broadcast_to(fn(angles_BxTxF)[:, :, None, :], shape)
             for name, fn in zip(FEATURES, (jnp.cos, jnp.sin))}
 
   def layer(self, rngs: nnx.Rngs) -> LayerEncoding:
-    return TapeLayer(self.dims, self.position_size, rngs)
+    return TapeLayer(self.dims, self.position_size, self.rotation.qk_scale, rngs)
