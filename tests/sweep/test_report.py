@@ -1,0 +1,89 @@
+"""Reports built from point directories: exact match by length, seeds pooled (median, best),
+the paper's numbers beside ours, unfinished points listed, plots written."""
+
+import csv
+import os
+import types
+
+import ml_collections
+import numpy as np
+import pytest
+
+from arithlab import report, sweep
+from arithlab.train import evaluate
+from arithlab.train import metrics as metrics_lib
+
+STEPS = 10
+CELLS = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 3)]
+
+
+def fake_point(root, axes, exact_C, *, done=True, best=None):
+  """A point directory as the train loop and the runner leave it: eval rows at steps 5 and 10."""
+  point = sweep.Point(axes, {})
+  workdir = os.path.join(root, sweep.slug(point))
+  writer = metrics_lib.MetricsWriter(workdir)
+  result = evaluate.GridResult(axes=["len_0", "len_1"], cells=CELLS, exact_C=np.asarray(exact_C, float),
+                               digit_C=np.asarray(exact_C, float), count_C=np.array([10, 10, 10, 10, 10, 30]),
+                               in_box_C=np.array([c[0] <= 2 and c[1] <= 2 for c in CELLS]),
+                               train_ranges=[(1, 2), (1, 2)], step=STEPS)
+  writer.write(5, {"eval/exact_ood": best if best is not None else 0.0})
+  if done:
+    writer.write(STEPS, result.summary())
+    evaluate.save(result, os.path.join(workdir, "eval"))
+    metrics_lib.write_json(os.path.join(workdir, sweep.DONE), {"step": STEPS})
+  cfg = ml_collections.ConfigDict({"train": {"steps": STEPS}})
+  return types.SimpleNamespace(point=point, cfg=cfg, workdir=workdir)
+
+
+def test_exact_by_length_weights_cells_by_count():
+  grid = {"axes": ["len_0", "len_1"], "train_ranges": [[1, 2], [1, 2]],
+          "cells": [{"lengths": [1, 3], "exact": 1.0, "count": 10}, {"lengths": [3, 3], "exact": 0.0, "count": 30},
+                    {"lengths": [2, 1], "exact": 0.5, "count": 10}]}
+  assert report.exact_by_length(grid, "max") == ({2: 0.5, 3: 0.25}, 2)
+  assert report.exact_by_length(grid, "len_0") == ({1: 1.0, 2: 0.5, 3: 0.0}, 2)
+  with pytest.raises(ValueError, match="length_axis 'count'.*'len_0'"):
+    report.exact_by_length(grid, "count")
+
+
+def test_references_match_groups_by_their_labels():
+  refs = [report.Reference({"format": "plain"}, 0.5, "A"), report.Reference({}, 0.7, "B"),
+          report.Reference({"format": "plain", "samples": 10}, 0.9, "C")]
+  assert [r.source for r in report.matching(refs, (("format", "plain"), ("samples", 10)))] == ["A", "B", "C"]
+  assert [r.source for r in report.matching(refs, (("format", "reverse"),))] == ["B"]
+  assert report.Reference({}, 0.861, "x", approximate=True).label() == "86.1% (approx., unverified)"
+  assert report.Reference({}, 1.0, "x", verified=True).label() == "100.0%"
+
+
+def test_report_pools_seeds_and_puts_the_paper_beside_ours(tmp_path):
+  ood = [0.0, 0.0, 0.0, 0.0, 1.0, 0.5]  # OOD cells (3, 1), (3, 3): mean 0.75
+  planned = [fake_point(tmp_path, {"format": "plain", "samples": 100, "seed": 0}, [1, 1, 1, 1, 0.2, 0.0], best=0.3),
+             fake_point(tmp_path, {"format": "plain", "samples": 100, "seed": 1}, ood),
+             fake_point(tmp_path, {"format": "plain", "samples": 1000, "seed": 0}, ood),
+             fake_point(tmp_path, {"format": "reverse", "samples": 100, "seed": 0}, ood, done=False)]
+  refs = (report.Reference({"format": "plain"}, 0.86, "Lee et al. 2023, Figure 1", "at 10k samples",
+                           approximate=True, x=10000),)
+  spec = report.Spec(metric="eval/exact_ood", x_axis="samples")
+  path = report.write(str(tmp_path), planned, spec, refs, title="toy")
+  text = open(path).read()
+  row = next(line for line in text.splitlines() if line.startswith("| plain | 100 |"))
+  # final ood: seed 0 = 0.1, seed 1 = 0.75 -> median 42.5, best 75.0; best eval: max(0.3, 0.1) and 0.75
+  assert row.split(" | ")[2:7] == ["2/2", "42.5", "75.0", "52.5", "42.5"]
+  assert "86.0% (approx., unverified) Lee et al. 2023, Figure 1 [at 10k samples]" in row
+  assert "| reverse | 100 | 0/1 |" in text and "partial (step 5)" in text
+  assert "3 of 4 points finished" in text
+  for image in ("report_length.png", "report_samples.png"):
+    assert image in text and os.path.getsize(tmp_path / image) > 0
+  with open(tmp_path / "report.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["status"] for r in rows] == ["done", "done", "done", "partial (step 5)"]
+  assert float(rows[1]["eval/exact_ood"]) == 0.75 and rows[0]["paper value"] == "0.86"
+  assert rows[3]["eval/exact_ood"] == "" and rows[3]["best eval/exact_ood"] == "0.0"
+
+
+def test_unknown_metric_is_refused(tmp_path):
+  with pytest.raises(ValueError, match="'eval/accuracy' unknown.*eval/exact_id"):
+    report.write(str(tmp_path), [], report.Spec(metric="eval/accuracy"), (), title="x")
+
+
+def test_every_summary_key_has_a_readable_name():
+  assert set(report.METRIC_NAMES) == set(evaluate.SUMMARY_KEYS)
