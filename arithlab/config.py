@@ -12,7 +12,7 @@ import ml_collections
 from arithlab import models
 from arithlab.train.evaluate import SUMMARY_KEYS
 from arithlab.train.mesh import AXES, data_parallel_size, mesh_shape
-from data_gen import pipeline
+from data_gen import grid, pipeline
 
 
 def train_config() -> ml_collections.ConfigDict:
@@ -67,9 +67,10 @@ def default_config() -> ml_collections.ConfigDict:
   cfg.seed = 0  # model initialization, dropout and training data
   cfg.model = models.default_model_config()
   cfg.data = pipeline.default_data_config()
-  cfg.eval.lengths = {axis: (1, hi + 4) for axis, (_, hi) in cfg.data.train_lengths.items()}
+  cfg.model.vocab_size = pipeline.build(cfg.data).tokenizer.vocab_size  # re-set it when changing the tokenizer
   cfg.train = train_config()
   cfg.eval = eval_config()
+  cfg.eval.lengths = {axis: (1, hi + 4) for axis, (_, hi) in cfg.data.train_lengths.items()}
   cfg.mesh = mesh_config()
   cfg.checkpoint = checkpoint_config()
   return cfg
@@ -128,7 +129,14 @@ def validate(cfg: ml_collections.ConfigDict, *, device_count: int, process_count
   if cfg.model.vocab_size < vocab:
     raise ValueError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the vocabulary of tokenizer "
                      f"{cfg.data.tokenizer!r} ({vocab} ids): set model.vocab_size={vocab}")
-  eval_ranges(cfg)
+  ranges = eval_ranges(cfg)
+  if cfg.checkpoint.keep_best and not cfg.eval.tfds_dir:
+    inside = [grid.in_box(cell, data.sources[0].ranges) for cell in grid.cells(ranges)]
+    region = cfg.checkpoint.best_metric.rsplit("_", 1)[-1]
+    if (region == "ood" and all(inside)) or (region == "id" and not any(inside)):
+      raise ValueError(f"checkpoint.best_metric={cfg.checkpoint.best_metric!r} needs eval cells "
+                       f"{'outside' if region == 'ood' else 'inside'} data.train_lengths, and eval.lengths="
+                       f"{dict(cfg.eval.lengths)} has none: widen eval.lengths or choose another best_metric")
   if cfg.checkpoint.best_metric not in SUMMARY_KEYS:
     raise ValueError(f"checkpoint.best_metric={cfg.checkpoint.best_metric!r} unknown; choose one of: "
                      f"{', '.join(SUMMARY_KEYS)}")

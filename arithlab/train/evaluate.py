@@ -49,18 +49,14 @@ class GridResult:
   step: int
 
   def summary(self) -> dict[str, float]:
-    """In- and out-of-distribution means of exact match and digit accuracy (NaN where a region
-    has no cell), keyed eval/exact_id, eval/exact_ood, eval/digit_id, eval/digit_ood, eval/exact_all."""
-    def mean(values, where):
-      return float(values[where].mean()) if where.any() else float("nan")
-
-    return {
-        "eval/exact_id": mean(self.exact_C, self.in_box_C),
-        "eval/exact_ood": mean(self.exact_C, ~self.in_box_C),
-        "eval/digit_id": mean(self.digit_C, self.in_box_C),
-        "eval/digit_ood": mean(self.digit_C, ~self.in_box_C),
-        "eval/exact_all": float(self.exact_C.mean()),
-    }
+    """Means over the in-distribution (_id) and out-of-distribution (_ood) cells of exact match
+    and digit accuracy, and eval/exact_all; a region without cells has no keys."""
+    out = {"eval/exact_all": float(self.exact_C.mean())}
+    for region, where in (("id", self.in_box_C), ("ood", ~self.in_box_C)):
+      if where.any():
+        out[f"eval/exact_{region}"] = float(self.exact_C[where].mean())
+        out[f"eval/digit_{region}"] = float(self.digit_C[where].mean())
+    return out
 
 
 SUMMARY_KEYS = ("eval/exact_id", "eval/exact_ood", "eval/digit_id", "eval/digit_ood", "eval/exact_all")
@@ -171,10 +167,16 @@ def format_grid(result: GridResult) -> str:
       text = "" if np.isnan(table[i, j]) else f"{100 * table[i, j]:.1f}"
       cells_text.append(f"[{text}]" if cell in boxed else f" {text} ")
     lines.append(f"{r:>6}" + "".join(f"{t:>7}" for t in cells_text))
-  summary = result.summary()
-  lines.append(f"in-distribution mean {100 * summary['eval/exact_id']:.1f}%, "
-               f"out-of-distribution mean {100 * summary['eval/exact_ood']:.1f}%")
+  lines.append(region_means(result))
   return "\n".join(lines)
+
+
+def region_means(result: GridResult) -> str:
+  """'exact match: ID 99.5%, OOD 12.0%' (a region without cells is left out)."""
+  summary = result.summary()
+  parts = [f"{name} {100 * summary[key]:.1f}%" for name, key in (("ID", "eval/exact_id"), ("OOD", "eval/exact_ood"))
+           if key in summary]
+  return "exact match: " + ", ".join(parts)
 
 
 def plot_heatmap(result: GridResult, path: str, title: str = "") -> None:
@@ -202,9 +204,7 @@ def plot_heatmap(result: GridResult, path: str, title: str = "") -> None:
   ax.set_yticks(range(len(rows)), [str(r) for r in rows])
   ax.set_xlabel(result.axes[-1])
   ax.set_ylabel(result.axes[0] if two_axes else "")
-  summary = result.summary()
-  ax.set_title(f"{title} step {result.step}\nexact match: ID {100 * summary['eval/exact_id']:.1f}%, "
-               f"OOD {100 * summary['eval/exact_ood']:.1f}%".strip(), fontsize=8)
+  ax.set_title(f"{title} step {result.step}\n{region_means(result)}".strip(), fontsize=8)
   fig.colorbar(image, ax=ax, label="exact match (%)")
   fig.tight_layout()
   fig.savefig(path)

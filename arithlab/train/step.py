@@ -171,7 +171,7 @@ def train_step(state: State, batch: dict[str, jax.Array], *, model_def: ModelDef
       "loss": sums["loss"] / jnp.maximum(sums["weight"], 1.0),
       "token_accuracy": sums["correct"] / jnp.maximum(sums["weight"], 1.0),
       "exact_match": sums["exact"] / jnp.maximum(sums["rows"], 1.0),
-      "grad_norm": optax.global_norm(grads),
+      "grad_norm": optax.tree.norm(grads),
       "lr": jnp.asarray(schedule(state["step"]), jnp.float32),
       "tokens": sums["tokens"],
   }

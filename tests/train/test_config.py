@@ -1,0 +1,62 @@
+"""Bad configs fail at start-up with a ValueError naming the field and what to change."""
+
+import os
+
+import pytest
+
+from arithlab import config
+from arithlab.train import loop
+
+
+def base():
+  cfg = config.default_config()
+  cfg.data.train_lengths = {"len_0": (1, 3), "len_1": (1, 3)}
+  cfg.eval.lengths = {"len_0": (1, 4), "len_1": (1, 4)}
+  cfg.model.update(layers=1, d_model=16, heads=2, d_ff=32, vocab_size=107, max_len=64)
+  cfg.train.update(steps=4, batch_size=8, warmup_steps=1, log_every=2)
+  cfg.eval.update(n_per_cell=4, batch_size=8)
+  return cfg
+
+
+def test_the_default_and_base_configs_are_valid():
+  config.validate(base(), device_count=1)
+  cfg = config.default_config()
+  config.validate(cfg, device_count=1)
+
+
+@pytest.mark.parametrize("change, devices, message", [
+    (lambda c: c.mesh.update(data=3), 8, r"mesh.data=3, mesh.fsdp=1, mesh.tensor=1"),
+    (lambda c: c.mesh.update(data=2, fsdp=2), 2, r"the mesh needs 4 devices but there are 2"),
+    (lambda c: c.train.update(batch_size=12), 8, r"train.batch_size=12 .* use a multiple of 8"),
+    (lambda c: c.train.update(grad_accum=3), 1, r"train.batch_size=8 .* train.grad_accum=3"),
+    (lambda c: c.eval.update(batch_size=6), 4, r"eval.batch_size=6 .* multiple of 4"),
+    (lambda c: c.model.update(vocab_size=50), 1, r"model.vocab_size=50 .* set model.vocab_size=107"),
+    (lambda c: c.train.update(warmup_steps=4), 1, r"train.warmup_steps=4 must be below train.steps=4"),
+    (lambda c: c.train.update(steps=0), 1, r"train.steps=0 must be >= 1"),
+    (lambda c: c.train.update(lr=0.0), 1, r"train.lr=0.0"),
+    (lambda c: setattr(c.eval, "lengths", {"a": (1, 4), "b": (1, 4)}), 1, r"eval.lengths=.*\['len_0', 'len_1'\]"),
+    (lambda c: setattr(c.eval, "lengths", {"len_0": (3, 2), "len_1": (1, 4)}), 1, r"eval.lengths=.*1 <= min <= max"),
+    (lambda c: c.checkpoint.update(best_metric="loss"), 1, r"checkpoint.best_metric='loss' unknown"),
+    (lambda c: setattr(c.eval, "lengths", {"len_0": (1, 3), "len_1": (1, 2)}), 1,
+     r"checkpoint.best_metric='eval/exact_ood' needs eval cells outside data.train_lengths"),
+    (lambda c: c.model.update(norm="batchnorm"), 1, r"model.norm='batchnorm' unknown"),
+    (lambda c: c.data.update(loss="most"), 1, r"data.loss 'most' unknown"),
+])
+def test_bad_configs_name_the_field(change, devices, message):
+  cfg = base()
+  change(cfg)
+  with pytest.raises(ValueError, match=message):
+    config.validate(cfg, device_count=devices)
+
+
+def test_process_count_must_divide_the_data_shards():
+  with pytest.raises(ValueError, match=r"data.num_shards=1 must be a multiple of the process count \(2\)"):
+    config.validate(base(), device_count=2, process_count=2)
+
+
+def test_eval_lengths_beyond_the_encoding_fail_before_training(tmp_path):
+  cfg = base()
+  cfg.model.update(encoding="learned", max_len=16)  # the 4+4-digit eval cells need position ids >= 16
+  with pytest.raises(ValueError, match=r"position id \d+ exceeds the limit of encoding 'learned'"):
+    loop.train(cfg, str(tmp_path))
+  assert not os.path.exists(tmp_path / "checkpoints") and not os.path.exists(tmp_path / "metrics.jsonl")

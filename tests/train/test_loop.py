@@ -1,0 +1,107 @@
+"""Whole runs: exact resume, the run record of `arithlab.main`, and two processes joined by
+jax.distributed agreeing with one."""
+
+import importlib.util
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+from arithlab.train import checkpoint, loop, mesh, metrics, optim, step
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def smoke_config():
+  spec = importlib.util.spec_from_file_location("quickstart", REPO / "experiments" / "quickstart.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config("smoke")
+
+
+def final_state(cfg, workdir: str):
+  """The train state of the run's last checkpoint."""
+  _, template, _ = step.init(cfg, mesh.make_mesh(cfg.mesh), optim.make_optimizer(cfg.train))
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), cfg.checkpoint, cfg.checkpoint.best_metric)
+  return ckpt.restore(ckpt.latest_step(), template)
+
+
+def train_metrics(workdir: str) -> list[dict]:
+  return [{k: v for k, v in row.items() if k not in ("step_time", "tokens_per_s")}
+          for row in metrics.read_metrics(workdir) if "loss" in row]
+
+
+def test_killed_and_resumed_run_is_bitwise_identical(tmp_path):
+  cfg = smoke_config()
+  cfg.model.dropout = 0.1  # the RNG counters must resume too
+  cfg.checkpoint.every = 2
+  cfg.train.log_every = 1  # one metrics row per step: rows of the lost steps must be replaced exactly
+  whole, pieces = str(tmp_path / "whole"), str(tmp_path / "pieces")
+  loop.train(cfg, whole)
+  loop.train(cfg, pieces, stop_at=3)  # "killed" after step 3 (checkpoint 2 and 3 on disk)
+  os.makedirs(os.path.join(pieces, "checkpoints", "4.orbax-checkpoint-tmp"))  # a save cut short by the kill
+  resumed = loop.train(cfg, pieces)
+  assert resumed["step"] == cfg.train.steps
+  a, b = final_state(cfg, whole), final_state(cfg, pieces)
+  assert int(a["step"]) == int(b["step"]) == cfg.train.steps
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  assert train_metrics(pieces) == train_metrics(whole)
+
+
+def test_main_writes_the_run_record(tmp_path):
+  workdir = tmp_path / "run"
+  result = subprocess.run(
+      [sys.executable, "-m", "arithlab.main", "--config=experiments/quickstart.py:smoke", f"--workdir={workdir}",
+       "--config.train.steps=4"], cwd=REPO, capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "exact match (%) at step 4" in result.stdout and "step 4/4" in result.stdout
+  with open(workdir / "config.json") as f:
+    assert json.load(f)["train"]["steps"] == 4
+  with open(workdir / "env.json") as f:
+    env = json.load(f)
+  assert env["versions"]["jax"] == jax.__version__ and env["process_count"] == 1 and env["git_commit"]
+  rows = metrics.read_metrics(str(workdir))
+  assert {"loss", "token_accuracy", "exact_match", "grad_norm", "lr", "tokens_per_s", "step_time"} <= set(rows[0])
+  assert any("eval/exact_id" in row for row in rows)
+  assert (workdir / "checkpoints" / "4").is_dir()
+  for suffix in ("npz", "json", "png"):
+    assert (workdir / "eval" / f"grid_0000004.{suffix}").is_file()
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_agree_with_one(tmp_path):
+  cfg = smoke_config()
+  cfg.data.num_shards = 2
+  cfg.train.steps = 4
+  single, multi = str(tmp_path / "single"), str(tmp_path / "multi")
+  port = free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "arithlab.main", "--config=experiments/quickstart.py:smoke", f"--workdir={multi}",
+       "--config.data.num_shards=2", "--config.train.steps=4", f"--coordinator_address=localhost:{port}",
+       "--num_processes=2", f"--process_id={i}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True, env=dict(os.environ, JAX_PLATFORMS="cpu")) for i in range(2)]
+  loop.train(cfg, single)
+  for proc in procs:
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+  with open(os.path.join(multi, "env.json")) as f:
+    assert json.load(f)["process_count"] == 2
+  one, two = train_metrics(single), train_metrics(multi)
+  assert [r["step"] for r in one] == [r["step"] for r in two]
+  for a, b in zip(one, two):
+    for key in ("loss", "token_accuracy", "grad_norm"):
+      np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
+  for x, y in zip(jax.tree.leaves(final_state(cfg, single)), jax.tree.leaves(final_state(cfg, multi))):
+    np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-5, atol=1e-6)
