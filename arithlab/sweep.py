@@ -422,7 +422,7 @@ def main(argv: list[str]) -> None:
     planned = plan(module, arg, f.workdir, overrides)
     if not 0 <= f.point < len(planned):
       raise app.UsageError(f"--point={f.point} is outside the sweep's {len(planned)} points (0..{len(planned) - 1})")
-    run_point(planned[f.point], sys.argv)
+    run_point(planned[f.point], ["python", "-m", "arithlab.sweep", *sys.argv[1:]])
     return
   failed = run(spec, f.workdir, parallel=f.parallel, cli_args=cli_args, cli_overrides=overrides, slurm=f.slurm,
                sbatch=f.sbatch, report_only=f.report_only)
