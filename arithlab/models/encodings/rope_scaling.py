@@ -7,8 +7,8 @@ s >= 1 replaces theta_n by theta'_n:
   none    theta'_n = theta_n.
   linear  Position Interpolation (Chen et al. 2023, arXiv 2306.15595): positions p -> p / s,
           i.e. theta'_n = theta_n / s.
-  ntk     NTK-aware scaling (bloc97 2023; YaRN paper §3.1, HF transformers' static "dynamic"
-          case at seq_len = max_len): base' = base * s^(d / (d - 2)), theta'_n = base'^(-2n/d).
+  ntk     NTK-aware scaling (bloc97 2023, as defined in the YaRN paper below):
+          base' = base * s^(d / (d - 2)), theta'_n = base'^(-2n/d).
           The highest frequency (n = 0) is kept, the lowest (n = d/2 - 1) becomes theta_n / s.
   yarn    YaRN (Peng et al. 2023, arXiv 2309.00071, "NTK-by-parts" + attention temperature):
           r_n = L / lambda_n, L the original (training) context length;
@@ -33,13 +33,12 @@ import math
 
 import numpy as np
 
-KINDS = ("none", "linear", "ntk", "yarn")
 SPEC_FORMS = "none | linear:<s> | ntk:<s> | yarn:<s>:<original_max_len>[:<alpha>:<beta>]"
 
 
 @dataclasses.dataclass(frozen=True)
 class RopeScaling:
-  """kind (one of KINDS); factor s >= 1; original_max_len L (yarn only); yarn's ramp bounds
+  """kind ("none" | "linear" | "ntk" | "yarn"); factor s >= 1; original_max_len L (yarn only); yarn's ramp bounds
   alpha < beta in turns over L."""
 
   kind: str = "none"
@@ -101,7 +100,8 @@ def ntk_base(dims: int, base: float, factor: float) -> float:
 
 def yarn_ramp(dims: int, base: float, original_max_len: int, alpha: float,
               beta: float) -> np.ndarray:
-  """float64 [dims // 2]: gamma(r_n) in [0, 1], r_n = L / lambda_n (1: keep theta_n, 0: theta_n / s)."""
+  """float64 [dims // 2]: gamma(r_n) in [0, 1], r_n = L / lambda_n (1: keep theta_n; 0: use
+  theta_n / s)."""
   r_F = original_max_len * base_frequencies(dims, base) / (2 * math.pi)
   return np.clip((r_F - alpha) / (beta - alpha), 0.0, 1.0)
 
