@@ -19,25 +19,33 @@ COLAB = pathlib.Path(__file__).resolve().parents[1] / "colab"
 NOTEBOOKS = ("01_data_tour", "02_train_and_evaluate", "03_positional_encodings", "04_reproduce_a_table")
 CELL_TIMEOUT_S = 300
 
-# Run before the notebook: the non-interactive backend keeps every figure open (plt.show()
-# then closes nothing) so that the check below sees them all.
-BEFORE = "import matplotlib\nmatplotlib.use('agg')"
+# Run before the notebook: every figure the notebook displays (plt.show() with the inline
+# backend, or IPython's display(fig)) passes through the PNG formatter; record it there.
+BEFORE = """
+import matplotlib.figure
+from IPython import get_ipython
+get_ipython().run_line_magic("matplotlib", "inline")  # registers the inline PNG formatter now
+DISPLAYED_FIGURES = []
+_png = get_ipython().display_formatter.formatters["image/png"]
+_render = _png.lookup_by_type(matplotlib.figure.Figure)
+_ = _png.for_type(matplotlib.figure.Figure,
+                  lambda fig, *a, **k: (DISPLAYED_FIGURES.append(fig), _render(fig, *a, **k))[1])
+"""
 
-# Run after the notebook: every axes that shows data has a title (its own or the figure's)
-# and labelled axes; colorbars and axes turned off are exempt.
+# Run after the notebook: every axes of a displayed figure that shows data has a title (its
+# own or the figure's) and labelled axes; colorbars and axes turned off are exempt.
 AFTER = """
-import matplotlib.pyplot as plt
+figures = {id(f): f for f in DISPLAYED_FIGURES}
 unlabelled = []
-for number in plt.get_fignums():
-  fig = plt.figure(number)
+for fig in figures.values():
   suptitle = fig._suptitle.get_text() if fig._suptitle else ""
   for ax in fig.axes:
     if not ax.axison or hasattr(ax, "_colorbar"):
       continue
     if not (ax.get_title() or suptitle) or not ax.get_xlabel() or not ax.get_ylabel():
-      unlabelled.append((number, ax.get_title() or suptitle, ax.get_xlabel(), ax.get_ylabel()))
-assert plt.get_fignums(), "the notebook drew no figure"
-assert not unlabelled, f"axes without a title or axis labels (figure, title, xlabel, ylabel): {unlabelled}"
+      unlabelled.append((ax.get_title() or suptitle, ax.get_xlabel(), ax.get_ylabel()))
+assert figures, "the notebook displayed no figure"
+assert not unlabelled, f"axes without a title or axis labels (title, xlabel, ylabel): {unlabelled}"
 """
 
 
