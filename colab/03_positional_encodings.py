@@ -126,7 +126,7 @@ for name, cfg in configs.items():
 workdirs = {p.axes["encoding"]: RUNS / "encodings" / sweep.slug(p) for p in points}
 for name, cfg in configs.items():
   result = loop.train(cfg, str(workdirs[name]))
-  print(f"== {name}: loss {result.get('loss', float('nan')):.4f}, exact match in distribution "
+  print(f"== {name}: loss {result['loss']:.4f}, exact match in distribution "
         f"{100 * result['eval/exact_id']:.1f}%, beyond {100 * result['eval/exact_ood']:.1f}%")
 
 # %% [markdown]
