@@ -67,7 +67,18 @@ from IPython.display import Markdown, display
 from arithlab import report, sweep
 
 EXPERIMENT = "experiments/lee2023.py"
-RESULTS = Path("experiments/results/lee2023_small")  # the committed report
+
+
+def committed_report(spec: str) -> Path:
+  """The directory under experiments/results/ whose report.md is the sweep `spec`'s."""
+  for path in sorted(Path("experiments/results").glob("**/report.md")):
+    if f"`{spec}`" in path.read_text().splitlines()[0]:
+      return path.parent
+  raise FileNotFoundError(f"no report of {spec} is committed under experiments/results/")
+
+
+RESULTS = committed_report(f"{EXPERIMENT}:small")
+print(f"report: {RESULTS}")
 
 # %% [markdown]
 # ## The committed report
