@@ -52,7 +52,7 @@ os.chdir(ROOT)
 sys.path.insert(0, str(ROOT))  # importable at once, without restarting the kernel after the install
 
 SMALL = os.environ.get("ARITHLAB_NOTEBOOK_SMALL") == "1"  # tests: a seconds-long run
-RUNS = Path(os.environ.get("ARITHLAB_RUNS", "runs"))  # where the run directories go
+RUNS = Path(os.environ.get("ARITHLAB_RUNS", "runs/notebooks"))  # where the run directories go
 
 # %%
 import concurrent.futures

@@ -59,7 +59,7 @@ os.chdir(ROOT)
 sys.path.insert(0, str(ROOT))  # importable at once, without restarting the kernel after the install
 
 SMALL = os.environ.get("ARITHLAB_NOTEBOOK_SMALL") == "1"  # tests: seconds-long runs
-RUNS = Path(os.environ.get("ARITHLAB_RUNS", "runs"))  # where the run directories go
+RUNS = Path(os.environ.get("ARITHLAB_RUNS", "runs/notebooks"))  # where the run directories go
 
 # %%
 import json

@@ -54,7 +54,7 @@ os.chdir(ROOT)
 sys.path.insert(0, str(ROOT))  # importable at once, without restarting the kernel after the install
 
 SMALL = os.environ.get("ARITHLAB_NOTEBOOK_SMALL") == "1"  # tests: a seconds-long run
-RUNS = Path(os.environ.get("ARITHLAB_RUNS", "runs"))  # where the run directories go
+RUNS = Path(os.environ.get("ARITHLAB_RUNS", "runs/notebooks"))  # where the run directories go
 
 # %%
 import csv
@@ -195,9 +195,10 @@ extra_point = sweep.product(
     sweep.field_axis("seed", "seed", [0]))[0]
 one_point = types.SimpleNamespace(__name__="one_more_point", get_config=module.get_config,
                                   get_sweep=lambda arg: [extra_point])
-(planned,) = sweep.plan(one_point, budget, str(RUNS / "lee2023_one_more"))
+sweep_dir = str(RUNS / "lee2023_one_more")
+(planned,) = sweep.plan(one_point, budget, sweep_dir)
 print(f"{planned.point.name} -> {planned.workdir}")
-sweep.run_point(planned, sweep.point_command(f"{EXPERIMENT}:{budget}", str(RUNS / "lee2023_one_more"), 0, []))
+sweep.run_point(planned, sweep.point_command(f"{EXPERIMENT}:{budget}", sweep_dir, 0, []))
 new = report.collect(planned.point.name, planned.point.axes, planned.workdir, planned.cfg.train.steps, spec)
 print(f"{new.status}: {spec.metric} = {100 * new.final[spec.metric]:.1f}%")
 
