@@ -41,6 +41,25 @@ def peak_flops(device_kind: str, dtype: str) -> float | None:
   return None
 
 
+def pin_cores(cores: int | None) -> str:
+  """Pins this process to the first `cores` CPUs it may run on (0: leave it free; None: one core
+  unless a JAX GPU plugin is installed); returns a note for the table head. Call it before
+  anything asks JAX for its devices: the CPU backend sizes its thread pool to the cores then.
+
+  On a CPU shared with other jobs, threads that outnumber the free cores mostly wait on each
+  other (PyTorch's OpenMP pool most of all), so one pinned core per run gives comparable figures.
+  """
+  if cores is None:
+    gpu_plugin = any((d.metadata["Name"] or "").lower().startswith("jax-cuda")
+                     for d in importlib.metadata.distributions())
+    cores = 0 if gpu_plugin else 1
+  if cores <= 0 or not hasattr(os, "sched_setaffinity"):
+    return f"not pinned ({os.cpu_count()} cores)"
+  cpus = sorted(os.sched_getaffinity(0))[:cores]
+  os.sched_setaffinity(0, cpus)
+  return f"pinned to {len(cpus)} core(s) {cpus}"
+
+
 def versions() -> dict[str, str]:
   """Installed versions of the packages the benchmarks compare ('absent' when not installed)."""
   out = {}
@@ -62,11 +81,13 @@ def environment_line() -> str:
           f"{packages}; commit {env['git_commit'][:12]}")
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-  """A markdown table; the first column left-aligned, the others right-aligned."""
-  lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-  lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-  return "\n".join(lines)
+def markdown_header(header: Sequence[str]) -> str:
+  """The head of a markdown table; the first column left-aligned, the others right-aligned."""
+  return "| " + " | ".join(header) + " |\n|---|" + "---:|" * (len(header) - 1)
+
+
+def markdown_row(row: Sequence[Any]) -> str:
+  return "| " + " | ".join(str(v) for v in row) + " |"
 
 
 def seconds(fn: Callable[[], Any]) -> float:
@@ -117,11 +138,6 @@ def train_flops_per_token(cfg: ml_collections.ConfigDict, n_params: int, seq: in
   6 N + 12 L T d_model with N = `matmul_params` and T the sequence length (attention counted
   in full, without the causal half)."""
   return 6 * matmul_params(cfg, n_params) + 12 * cfg.layers * seq * cfg.d_model
-
-
-def forward_flops_per_token(cfg: ml_collections.ConfigDict, n_params: int, context: int) -> float:
-  """Model FLOPs of one token's forward pass attending `context` keys: 2 N + 4 L d_model context."""
-  return 2 * matmul_params(cfg, n_params) + 4 * cfg.layers * context * cfg.d_model
 
 
 def build_split(cfg: ml_collections.ConfigDict, seed: int = 0):

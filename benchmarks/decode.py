@@ -70,6 +70,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
   parser.add_argument("--digits", default="20,100", help="comma list of operand lengths D (answers D or D+1)")
   parser.add_argument("--batch", type=int, help="rows per call (default per answer length and backend)")
   parser.add_argument("--rounds", type=int, help="timed calls per decoder (median reported)")
+  parser.add_argument("--cores", type=int, help="pin to this many CPU cores (0: all; default: 1, or all when "
+                      "a JAX GPU plugin is installed)")
   parser.add_argument("--smoke", action="store_true", help="a tiny model at 3-digit operands, batch 2")
   args = parser.parse_args(argv)
   if args.smoke:
@@ -80,14 +82,15 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> list[list[str]]:
   """Prints the environment and the markdown table; returns the table rows."""
   args = parse(argv)
+  pinned = common.pin_cores(args.cores)
   backend = "gpu" if jax.default_backend() == "gpu" else "cpu"
-  print(f"# {common.environment_line()}")
+  print(f"# {common.environment_line()}; {pinned}")
+  print(common.markdown_header(HEADER), flush=True)
   table = []
   for digits in (int(d) for d in args.digits.split(",")):
     batch = args.batch or BATCH[backend].get(digits, BATCH[backend][20])
     table.append(measure(args.model, args.dtype, digits, batch, args.rounds or ROUNDS[backend]))
-    print(f"# done: {digits} digits", flush=True)
-  print(common.markdown_table(HEADER, table))
+    print(common.markdown_row(table[-1]), flush=True)
   return table
 
 

@@ -62,6 +62,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
   parser.add_argument("--chunk", type=int, help="rows per decoder call (eval.batch_size)")
   parser.add_argument("--model", default="lee", help="lee, shen or smoke")
   parser.add_argument("--dtype", default="float32", help="compute dtype: float32 or bfloat16")
+  parser.add_argument("--cores", type=int, help="pin to this many CPU cores (0: all; default: 1, or all when "
+                      "a JAX GPU plugin is installed)")
   parser.add_argument("--smoke", action="store_true", help="a tiny model on the 1..3 x 1..3 grid, 2 per cell")
   args = parser.parse_args(argv)
   if args.smoke:
@@ -72,12 +74,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> list[list[str]]:
   """Prints the environment and the markdown table; returns the table rows."""
   args = parse(argv)
+  pinned = common.pin_cores(args.cores)
   backend = "gpu" if jax.default_backend() == "gpu" else "cpu"
   chunk = args.chunk or CHUNK[backend]
   data_cfg = pipeline.default_data_config()
   full = grid_lib.cells([(1, args.max_len), (1, args.max_len)])
   cells = sub_grid(full, SUB_GRID_CELLS[backend] if args.cells is None else args.cells)
-  print(f"# {common.environment_line()}")
+  print(f"# {common.environment_line()}; {pinned}")
 
   start = time.perf_counter()
   grid = pipeline.eval_grid(data_cfg, cells, args.n_per_cell, seed=2024)
@@ -117,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> list[list[str]]:
     table.append(["EXTRAPOLATED full grid", name, f"1..{args.max_len} x 1..{args.max_len} = {len(full):,} cells",
                   f"{full_rows:,}", shape, str(chunk), f"{full_generate_s:,.0f}", f"{compile_s:.1f}",
                   f"{full_evaluate_s:,.0f}", f"{total:,.0f} ({total / 3600:.1f} h)", f"{rows / evaluate_s:,.1f}"])
-  print(common.markdown_table(HEADER, table))
+  print(common.markdown_header(HEADER))
+  print("\n".join(common.markdown_row(row) for row in table))
   print(f"# cells measured: {cells if len(cells) <= 12 else f'{len(cells)} cells'}; each cell's own prompt + answer "
         f"width is {100 * padded_share(grid):.0f}% of the stacked width on average (the rest is padding)")
   return table

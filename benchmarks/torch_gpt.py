@@ -75,22 +75,19 @@ class GPT(nn.Module):
     return self.unembed(self.final_norm(x_BxTxD))
 
 
-def device() -> torch.device:
-  """CUDA when torch sees a GPU, else the CPU."""
-  return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def make_step(cfg: ml_collections.ConfigDict, tokens_BxT: np.ndarray, *, compile_model: bool,
-              lr: float = 1e-3, weight_decay: float = 0.1) -> tuple[Callable[[], None], int]:
-  """A blocking training step on a fixed batch, and the model's parameter count.
+def make_parts(cfg: ml_collections.ConfigDict, tokens_BxT: np.ndarray, *, device: str, compile_model: bool,
+               lr: float = 1e-3, weight_decay: float = 0.1) -> tuple[dict[str, Callable[[], None]], int]:
+  """Blocking closures on a fixed batch, and the model's parameter count. The closures: "step"
+  (one AdamW update), and for profiling "forward" (the loss, no gradient) and "forward +
+  backward" (the gradients, then dropped).
 
   cfg: an arithlab model config (cfg.dtype "bfloat16" -> autocast). tokens_BxT: int32 [B, T + 1];
-  the model reads [:, :-1] and predicts [:, 1:]. compile_model: wrap the model in torch.compile
-  (compilation happens at the first call).
+  the model reads [:, :-1] and predicts [:, 1:]. device: "cuda" or "cpu" (the device JAX
+  runs on). compile_model: wrap the model in torch.compile (compiled at the first call).
   """
   torch.manual_seed(0)
   torch.set_float32_matmul_precision("high")
-  dev = device()
+  dev = torch.device(device)
   model = GPT(cfg).to(dev).train()
   n_params = sum(p.numel() for p in model.parameters())
   forward = torch.compile(model) if compile_model else model
@@ -101,15 +98,31 @@ def make_step(cfg: ml_collections.ConfigDict, tokens_BxT: np.ndarray, *, compile
   inputs_BxT, labels_BxT = tokens[:, :-1], tokens[:, 1:]
   bf16 = cfg.dtype == "bfloat16"
 
-  def step() -> None:
+  def loss() -> torch.Tensor:
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
       logits_BxTxV = forward(inputs_BxT)
-    loss = F.cross_entropy(logits_BxTxV.float().flatten(0, 1), labels_BxT.flatten())
-    loss.backward()
+    return F.cross_entropy(logits_BxTxV.float().flatten(0, 1), labels_BxT.flatten())
+
+  def blocking(fn: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+      fn()
+      if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return run
+
+  def no_grad_loss() -> None:
+    with torch.no_grad():
+      loss()
+
+  def gradients() -> None:
+    loss().backward()
+    optimizer.zero_grad(set_to_none=True)
+
+  def step() -> None:
+    loss().backward()
     nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    if dev.type == "cuda":
-      torch.cuda.synchronize()
 
-  return step, n_params
+  parts = {"step": step, "forward": no_grad_loss, "forward + backward": gradients}
+  return {name: blocking(fn) for name, fn in parts.items()}, n_params
