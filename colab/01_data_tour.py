@@ -117,13 +117,15 @@ for name in tokenizers.TOKENIZERS:
 
 # %%
 def encode_ids(rule: str, options: dict, problem: Problem, spec: str, *, train: bool, seed: int = 1):
-  """(token strings, int32 ids [T(, L)]) of the one-row `problem` under a position rule."""
+  """(token strings, int32 ids [T(, L)]) of the one-row `problem` under a position rule (T: its tokens,
+  without padding)."""
   cfg = pipeline.default_data_config()
   cfg.update(format=spec, positions=rule)
   cfg.position_options = options
   pipe = pipeline.build(cfg)
   tb, ids_BxT = pipeline.encode(pipe, pipe.sources[0], problem, np.random.default_rng(seed), train=train)
-  return pipe.tokenizer.pieces(tb.tokens_BxT)[0], ids_BxT[0]
+  length = int(tb.length_B[0])
+  return pipe.tokenizer.pieces(tb.tokens_BxT, tb.length_B)[0], ids_BxT[0, :length]
 
 
 def draw_ids(ax, pieces: list[str], rows: dict[str, np.ndarray], title: str) -> None:

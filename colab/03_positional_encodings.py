@@ -193,6 +193,8 @@ for ax, (name, cfg) in zip(axes, configs.items()):
   cell = pipeline.eval_batch(cfg.data, (n, n), 1, seed=0)
   tokens = np.concatenate([cell["prompt"], cell["answer"]], axis=1)
   positions = np.concatenate([cell["prompt_positions"], cell["answer_positions"]], axis=1)
+  real = tokens[0] != 0  # without PAD
+  tokens, positions = tokens[:, real], positions[:, real]
   model = restore_model(cfg, workdirs[name])
   probs_TxT = attention_map(model, tokens, positions, layer=cfg.model.layers - 1).mean(axis=0)
   pieces = pipeline.build(cfg.data).tokenizer.pieces(tokens)[0]
