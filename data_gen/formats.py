@@ -46,8 +46,9 @@ import numpy as np
 
 from data_gen import scratchpads
 from data_gen.registry import Registry
-from data_gen.text import (PAD_RECORD, Number, Piece, Problem, Text, assemble, choice_piece, digits_piece,
-                           literal_piece, number_piece, record, records_text, repeat_piece, text_records)
+from data_gen.text import (PAD_RECORD, Number, Piece, Problem, Text, assemble, assemble_slots, choice_slot,
+                           digits_piece, literal_piece, literal_slot, number_piece, number_slot, record, records_text,
+                           repeat_piece, text_records)
 
 HINT_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SPACE_PROBABILITY = 0.5
@@ -174,10 +175,9 @@ def render(problem: Problem, spec: FormatSpec | str, rng: np.random.Generator | 
   if (spec.random_spaces or spec.natural_language) and rng is None:
     raise ValueError("formats with random_spaces or natural_language need an rng")
   if spec.scratchpad:
-    pieces = SCRATCHPADS.get(spec.scratchpad)(problem)
+    text = assemble(SCRATCHPADS.get(spec.scratchpad)(problem))
   else:
-    pieces = _LAYOUTS[problem.layout](problem, spec, rng)
-  text = assemble(pieces)
+    text = _LAYOUTS[problem.layout](problem, spec, rng)
   return insert_random_spaces(text, rng) if spec.random_spaces else text
 
 
@@ -194,7 +194,7 @@ def _answer_width(op: str, n_operands: int, width):
   raise ValueError(f"padding is defined for ops '+' and '*'; got op {op!r}")
 
 
-def _arithmetic(problem: Problem, spec: FormatSpec, rng) -> list[Piece]:
+def _arithmetic(problem: Problem, spec: FormatSpec, rng) -> Text:
   """`[$]a+b+...=answer[$]`, or a natural-language sentence around it."""
   operands, (answer,) = problem.operands, problem.answers
   n = len(operands)
@@ -208,19 +208,19 @@ def _arithmetic(problem: Problem, spec: FormatSpec, rng) -> list[Piece]:
     if templates is None:
       raise ValueError(f"natural_language has templates for ops {sorted(NL_TEMPLATES)}; got {problem.op!r}")
     choice_B = rng.integers(0, len(templates), problem.batch)
-    before, between, after, close = (choice_piece([t[i] for t in templates], choice_B, target=(i == 3))
+    before, between, after, close = (choice_slot([t[i] for t in templates], choice_B, target=(i == 3))
                                      for i in range(4))
   else:
-    before = literal_piece("$") if spec.dollar else None
-    between, after = literal_piece(problem.op), literal_piece("=")
-    close = literal_piece("$", target=True) if spec.dollar else None
-  pieces = [before] if before else []
+    before = literal_slot("$") if spec.dollar else None
+    between, after = literal_slot(problem.op), literal_slot("=")
+    close = literal_slot("$", target=True) if spec.dollar else None
+  slots = [before] if before else []
   for k, operand in enumerate(operands):
-    pieces += [between] * (k > 0)
-    pieces.append(number_piece(operand, k, reverse=spec.reverse_operands, width=width, hints=hints))
-  pieces += [after, number_piece(answer, n, reverse=spec.reverse_answer, width=answer_width, hints=hints,
-                                 target=True)]
-  return pieces + ([close] if close else [])
+    slots += [between] * (k > 0)
+    slots.append(number_slot(operand, k, reverse=spec.reverse_operands, width=width, hints=hints))
+  slots += [after, number_slot(answer, n, reverse=spec.reverse_answer, width=answer_width, hints=hints,
+                               target=True)]
+  return assemble_slots(slots + ([close] if close else []))
 
 
 def _stack(numbers: tuple[Number, ...], count_B: np.ndarray | None):
@@ -248,7 +248,7 @@ def _answer_list(problem: Problem, spec: FormatSpec, first_index_B: np.ndarray) 
           literal_piece(" E", target=True)]
 
 
-def _list(problem: Problem, spec: FormatSpec, rng) -> list[Piece]:
+def _list(problem: Problem, spec: FormatSpec, rng) -> Text:
   """`S 5 3 9 1 > 1 3 5 9 E`, with ` ? query` before ` > ` for hint tasks."""
   hints = _hints(spec)
   _, _, count_B = _stack(problem.operands, problem.operand_count_B)
@@ -260,20 +260,20 @@ def _list(problem: Problem, spec: FormatSpec, rng) -> list[Piece]:
     pieces += [literal_piece(" ? "), number_piece(problem.query, count_B, reverse=spec.reverse_operands,
                                                   hints=hints)]
     next_index_B = count_B + 1
-  return pieces + _answer_list(problem, spec, next_index_B)
+  return assemble(pieces + _answer_list(problem, spec, next_index_B))
 
 
-def _repeat(problem: Problem, spec: FormatSpec, rng) -> list[Piece]:
+def _repeat(problem: Problem, spec: FormatSpec, rng) -> Text:
   """`R a a a > 1 2 3 E`: n copies of the symbol, then 1..n."""
   count_B = problem.answer_count_B
   copies = repeat_piece(f" {problem.op}", count_B)
-  return [literal_piece(problem.prefix), copies] + _answer_list(problem, spec, np.zeros_like(count_B))
+  return assemble([literal_piece(problem.prefix), copies] + _answer_list(problem, spec, np.zeros_like(count_B)))
 
 
-def _digit_string(problem: Problem, spec: FormatSpec, rng) -> list[Piece]:
+def _digit_string(problem: Problem, spec: FormatSpec, rng) -> Text:
   """`10204112 -> 00111224`."""
-  return [number_piece(problem.operands[0], 0), literal_piece(" -> "),
-          number_piece(problem.answers[0], 1, target=True)]
+  return assemble_slots([number_slot(problem.operands[0], 0), literal_slot(" -> "),
+                         number_slot(problem.answers[0], 1, target=True)])
 
 
 _LAYOUTS = {"arithmetic": _arithmetic, "list": _list, "repeat": _repeat, "digit_string": _digit_string}

@@ -163,14 +163,19 @@ def encode(pipe: Pipeline, source: Source, problem, rng: np.random.Generator, *,
            train: bool) -> tuple[TokenBatch, np.ndarray]:
   """Problem -> (framed TokenBatch [B, T]: BOS, [task,] text, EOS; position ids int32 [B, T(, L)]).
 
-  Training examples (train=True) longer than max_len raise a ValueError; `train` also
-  switches the position rule's training-time randomization.
+  train=True: T is the training width (the longest row rounded up to data.bucket, or
+  data.max_len with data.pad_to_max_len), and an example longer than max_len raises a
+  ValueError; train=False: T is the longest row. `train` also switches the position rule's
+  training-time randomization.
   """
-  text = formats.render(problem, pipe.spec, rng)
-  tb = tokenizers.with_bos_eos(pipe.tokenizer.encode(text), source.task_index)
-  longest = int(tb.length_B.max())
-  if train and longest > pipe.max_len:
-    raise ValueError(f"a training example has {longest} tokens, above data.max_len = {pipe.max_len}")
+  tokens = pipe.tokenizer.encode(formats.render(problem, pipe.spec, rng))
+  width = None  # eval: T = the longest row
+  if train:
+    framed = tokens.tokens_BxT.shape[1] + (2 if source.task_index is None else 3)  # BOS, [task,] EOS
+    if framed > pipe.max_len:
+      raise ValueError(f"a training example has {framed} tokens, above data.max_len = {pipe.max_len}")
+    width = pipe.max_len if pipe.pad_to_max_len else _round_up(framed, pipe.bucket)
+  tb = tokenizers.with_bos_eos(tokens, source.task_index, width=width)
   ids = pipe.rule(tb, rng, train=train, **pipe.rule_options)
   return tb, ids
 
@@ -195,7 +200,10 @@ def train_arrays(pipe: Pipeline, source: Source, tb: TokenBatch,
 
 
 def _stack_rows(parts: Sequence[dict[str, np.ndarray]], t: int) -> dict[str, np.ndarray]:
-  """Concatenates groups of rows, each right-padded to T (PAD, position 0, no loss)."""
+  """Concatenates groups of rows, each right-padded to T (PAD, position 0, no loss); one group
+  already T wide is only cast."""
+  if len(parts) == 1 and parts[0]["tokens"].shape[1] == t:
+    return {key: parts[0][key].astype(dtype, copy=False) for key, dtype in TRAIN_DTYPES.items()}
   rows = sum(part["tokens"].shape[0] for part in parts)
   out = {key: np.zeros((rows, t) + parts[0][key].shape[2:], dtype) for key, dtype in TRAIN_DTYPES.items()}
   start = 0

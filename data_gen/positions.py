@@ -65,9 +65,10 @@ def _masked(ids_BxT: np.ndarray, valid_BxT: np.ndarray) -> np.ndarray:
 
 @POSITIONS.register("sequential")
 def sequential(tb: TokenBatch, rng: np.random.Generator, *, train: bool) -> np.ndarray:
-  """int32 [B, T]: 0, 1, 2, ... along each row; 0 at padding."""
+  """int32 [B, T]: 0, 1, 2, ... along each row; 0 at padding (rows of a small table)."""
   del rng, train
-  return np.where(tb.valid_BxT, np.arange(tb.tokens_BxT.shape[1], dtype=np.int32), 0)
+  t = tb.tokens_BxT.shape[1]
+  return (np.tri(t + 1, t, -1, np.int32) * np.arange(t, dtype=np.int32))[tb.length_B]
 
 
 def _digits(tb: TokenBatch) -> np.ndarray:

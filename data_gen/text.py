@@ -22,6 +22,7 @@ offsets and scatters: no per-character broadcast comparisons and few large tempo
 """
 
 import dataclasses
+import itertools
 from typing import Sequence
 
 import numpy as np
@@ -207,13 +208,18 @@ def text_records(text: Text) -> np.ndarray:
 
 
 def records_text(records_BxT: np.ndarray, length_B: np.ndarray) -> Text:
-  """Unpacks records (int64 [B, T], PAD_RECORD beyond each row's length) into a Text."""
-  packed = records_BxT.astype("<i8", copy=False)[..., None].view(RECORD)[..., 0]
+  """Unpacks records (int64 [B, T], PAD_RECORD beyond each row's length) into a Text.
+
+  Each field is a strided little-endian view of the records copied out once (the fields of
+  RECORD sit at byte offsets 0, 1, 2 and 4).
+  """
+  packed = np.ascontiguousarray(records_BxT, "<i8")
+  as_bytes, as_int16 = packed.view("u1"), packed.view("<i2")
   return Text(
-      chars_BxT=np.ascontiguousarray(packed["char"]),
-      sig_BxT=np.ascontiguousarray(packed["sig"]),
-      num_BxT=np.ascontiguousarray(packed["num"]),
-      target_BxT=np.ascontiguousarray(packed["target"]),
+      chars_BxT=np.ascontiguousarray(as_bytes[..., 0::8]),
+      sig_BxT=as_int16[..., 1::4].astype(np.int16),
+      num_BxT=as_int16[..., 2::4].astype(np.int16),
+      target_BxT=np.ascontiguousarray(as_bytes[..., 1::8]).view(bool),
       length_B=length_B.astype(np.int32),
   )
 
@@ -418,3 +424,120 @@ def concat(parts: Sequence[Text]) -> Text:
   if not parts:
     raise ValueError("concat needs at least one part")
   return assemble([text_piece(p) for p in parts])
+
+
+# ---- Slots: texts made of one run per piece and row ----------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+  """One run of characters per row, for `assemble_slots` (the fast path for such texts).
+
+  chars_BxW: uint8 [B or 1, W], the characters in written order; row b writes its valid
+    columns one after another.
+  valid_BxW: bool [B or 1, W], the columns row b writes, or None: every column.
+  length_B: int [B] or int, the number of valid columns of each row.
+  sig_W: int [W] significance of the digit in each column (-1: not a digit of a number).
+  num: the number index of the digit columns (sig >= 0).
+  target: whether the run is part of the answer.
+  """
+
+  chars_BxW: np.ndarray
+  valid_BxW: np.ndarray | None
+  length_B: np.ndarray | int
+  sig_W: np.ndarray
+  num: int = -1
+  target: bool = False
+
+
+def literal_slot(s: str, *, target: bool = False) -> Slot:
+  """The same literal string in every row (its digits are not part of any number)."""
+  return Slot(np.frombuffer(s.encode("ascii"), np.uint8)[None], None, len(s), np.full(len(s), -1), target=target)
+
+
+def choice_slot(options: Sequence[str], choice_B: np.ndarray, *, target: bool = False) -> Slot:
+  """Row b gets the literal options[choice_B[b]] (int [B] indices into `options`)."""
+  width = max(1, max(map(len, options)))
+  table = np.zeros((len(options), width), np.uint8)
+  for i, s in enumerate(options):
+    table[i, :len(s)] = np.frombuffer(s.encode("ascii"), np.uint8)
+  length_B = np.array([len(s) for s in options])[choice_B]
+  return Slot(table[choice_B], prefix_mask(length_B, width), length_B, np.full(width, -1), target=target)
+
+
+def number_slot(number: Number, index: int, *, reverse: bool = False, width: int | np.ndarray | None = None,
+                hints: str = "", target: bool = False) -> Slot:
+  """One number per row as digit characters (what `number_piece` writes, as a Slot).
+
+  Column c of the W digit columns holds significance c (reverse: least-significant digit
+  first; a row's valid columns come first) or W-1-c (valid columns last); with hints, the
+  letter hints[s] comes before the digit of significance s.
+  width: zero-pad to this many digits, an int or int [B] (must be >= every length).
+  """
+  length_B, digits = number.length_B, number.digits_BxW
+  if width is not None:
+    width_B = np.broadcast_to(np.asarray(width), length_B.shape)
+    if np.any(length_B > width_B):
+      bad = int(np.argmax(length_B > width_B))
+      raise ValueError(f"padding width {int(width_B[bad])} is below an operand length {int(length_B[bad])}")
+    length_B = width_B
+    extra = int(width_B.max()) - digits.shape[1]
+    if extra > 0:
+      digits = np.pad(digits, ((0, 0), (0, extra)))
+  w = digits.shape[1]
+  longest = int(length_B.max())
+  if hints and longest > len(hints):
+    raise ValueError(f"index hints cover numbers of at most {len(hints)} digits; got {longest} digits")
+  sig_W = np.arange(w) if reverse else np.arange(w - 1, -1, -1)
+  chars = (digits if reverse else digits[:, ::-1]).view(np.uint8) + np.uint8(ord("0"))
+  full = int(length_B.min()) == w
+  valid = None if full else prefix_mask(length_B, w)[:, ::1 if reverse else -1]
+  if hints:
+    letters = np.frombuffer(hints[:w].encode("ascii").ljust(w, b"?"), np.uint8)[sig_W]
+    chars = np.stack([np.broadcast_to(letters, chars.shape), chars], axis=-1).reshape(len(chars), 2 * w)
+    sig_W = np.stack([np.full(w, -1), sig_W], axis=-1).reshape(2 * w)
+    valid = None if full else np.repeat(valid, 2, axis=1)
+  stride = 2 if hints else 1
+  return Slot(chars, valid, stride * (w if full else length_B), sig_W, index, target)
+
+
+def prefix_mask(length_B: np.ndarray, width: int) -> np.ndarray:
+  """bool [B, width]: True in the first length_B[b] columns of row b (rows of a small table)."""
+  return np.tri(width + 1, width, -1, bool)[length_B]
+
+
+def assemble_slots(slots: Sequence[Slot]) -> Text:
+  """Writes the slots one after another in every row (the fast path for single-run pieces).
+
+  The slots are laid side by side as packed records (the characters plus each column's
+  annotations), followed by enough padding columns to give every row exactly T valid
+  columns; one boolean selection then packs each row. The targets must be a suffix of the
+  slots.
+
+  Returns:
+    The Text [B, T] with T = the longest row (at least 1).
+  """
+  batch = max(s.chars_BxW.shape[0] if s.valid_BxW is None else s.valid_BxW.shape[0] for s in slots)
+  total_B = np.zeros(batch, np.int64)
+  for s in slots:
+    total_B += s.length_B
+  t = max(int(total_B.max()), 1)
+  widths = [s.chars_BxW.shape[1] for s in slots]
+  columns = sum(widths)
+  pad = t - int(total_B.min())  # padding columns: row b needs t - total_B[b]
+  chars = np.empty((batch, columns + pad), np.uint8)
+  for s, a, w in zip(slots, itertools.accumulate([0] + widths), widths):
+    chars[:, a:a + w] = s.chars_BxW
+  chars[:, columns:] = PAD_CHAR
+  sig_C = np.concatenate([s.sig_W for s in slots] + [np.full(pad, -1)])
+  num_C = np.where(sig_C >= 0, np.repeat([s.num for s in slots] + [-1], widths + [pad]), -1)
+  target_C = np.repeat([s.target for s in slots] + [False], widths + [pad])
+  records = chars.astype(np.int64)
+  records += target_C.astype(np.int64) << 8 | (sig_C & 0xFFFF) << 16 | (num_C & 0xFFFF) << 32
+  if all(s.valid_BxW is None for s in slots):
+    return records_text(records, total_B)
+  valid = np.empty((batch, columns + pad), bool)
+  for s, a, w in zip(slots, itertools.accumulate([0] + widths), widths):
+    valid[:, a:a + w] = True if s.valid_BxW is None else s.valid_BxW
+  valid[:, columns:] = prefix_mask(t - total_B, pad)
+  return records_text(records[valid].reshape(batch, t), total_B)

@@ -36,7 +36,7 @@ import dataclasses
 import numpy as np
 
 from data_gen.registry import Registry
-from data_gen.text import Text
+from data_gen.text import PAD_CHAR, Text
 
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 NUM_TASKS = 8
@@ -45,6 +45,7 @@ NUM_SPECIAL = TASK_ID0 + NUM_TASKS
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>") + tuple(f"<task:{i}>" for i in range(NUM_TASKS))
 CHARS = ("\n",) + tuple(chr(c) for c in range(32, 127))
 SEPARATOR = "<,>"
+_SPACE_ID, _NEWLINE_ID = NUM_SPECIAL + CHARS.index(" "), NUM_SPECIAL + CHARS.index("\n")
 
 TOKENIZERS = Registry("tokenizer")
 
@@ -96,14 +97,10 @@ class Tokenizer:
     self.vocab_size = len(self.vocab)
     self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
     self.separator_id = self.vocab_size - 1 if commas else None
-    char_lut = np.full(256, -1, np.int32)
-    char_lut[0] = PAD_ID  # PAD_CHAR beyond a row's length
-    char_lut[[ord(c) for c in CHARS]] = np.arange(len(CHARS)) + NUM_SPECIAL
-    self._char_lut = char_lut
     # First id of the chunks of m digits, m = 1..chunk (m = 1: the characters "0".."9").
     self._chunk_base = np.array(
-        [0, char_lut[ord("0")]] + [NUM_SPECIAL + len(CHARS) + sum(10**j for j in range(2, m))
-                                   for m in range(2, chunk + 1)], np.int32)
+        [0, _SPACE_ID + ord("0") - ord(" ")] + [NUM_SPECIAL + len(CHARS) + sum(10**j for j in range(2, m))
+                                                for m in range(2, chunk + 1)], np.int32)
     self._decode_table = np.array(self.vocab[:-1] + ("",) if commas else self.vocab, object)
     self._piece_table = np.array(self.vocab[:-1] + (",",) if commas else self.vocab, object)
 
@@ -120,12 +117,22 @@ class Tokenizer:
     return self._encode_chunks(text)
 
   def _lookup(self, chars: np.ndarray) -> np.ndarray:
-    ids = np.take(self._char_lut, chars)
-    if ids.size and ids.min() < 0:
-      bad = chars[ids < 0][0]
-      raise ValueError(f"character {chr(bad)!r} (code {bad}) is not in the vocabulary of "
-                       f"tokenizer {self.name!r}: it holds printable ASCII and '\\n'")
-    return ids
+    """int32 ids of characters (uint8, any shape): PAD_ID for PAD_CHAR, else the character's.
+
+    The printable characters have consecutive codes and ids, so one uint8 subtraction maps them;
+    newlines and PAD_CHAR are patched where present.
+    """
+    ids = chars - np.uint8(ord(" ") - _SPACE_ID)  # uint8 arithmetic: wraps below " "
+    unusual = chars - np.uint8(ord(" ")) > np.uint8(ord("~") - ord(" "))
+    if unusual.any():
+      newline, pad = chars == ord("\n"), chars == PAD_CHAR
+      bad = unusual & ~newline & ~pad
+      if bad.any():
+        code = int(chars[bad][0])
+        raise ValueError(f"character {chr(code)!r} (code {code}) is not in the vocabulary of "
+                         f"tokenizer {self.name!r}: it holds printable ASCII and '\\n'")
+      ids[newline], ids[pad] = _NEWLINE_ID, PAD_ID
+    return ids.astype(np.int32)
 
   def _check_padding(self, text: Text) -> None:
     """Rows hold non-NUL characters up to their length and PAD_CHAR (0) beyond it."""
@@ -234,38 +241,42 @@ class Tokenizer:
     return [list(table[row[:n]]) for row, n in zip(tokens_BxT, np.asarray(length_B))]
 
 
-def with_bos_eos(tb: TokenBatch, task_B: np.ndarray | int | None = None) -> TokenBatch:
+def with_bos_eos(tb: TokenBatch, task_B: np.ndarray | int | None = None, *, width: int | None = None
+                 ) -> TokenBatch:
   """Frames each row as BOS, [<task:i>,] tokens, EOS.
 
   task_B: None (no task token), an int, or int [B] task indices in [0, NUM_TASKS).
-  Returns a TokenBatch [B, T + 2] (+1 with a task token). BOS/task/EOS have sig = num = -1;
-  EOS is a target (the model must produce it), BOS and the task token are not.
+  width: the T of the result, at least the framed text's (more pads with PAD); None: T + 2
+    (+1 with a task token).
+  Returns a TokenBatch [B, width]. BOS/task/EOS have sig = num = -1; EOS is a target (the
+  model must produce it), BOS and the task token are not.
   """
-  batch, width = tb.tokens_BxT.shape
-  prefix = [np.full(batch, BOS_ID, np.int32)]
+  batch, t = tb.tokens_BxT.shape
+  off = 1 if task_B is None else 2
+  width = t + off + 1 if width is None else width
+  if width < t + off + 1:
+    raise ValueError(f"with_bos_eos: width {width} is below the framed length {t + off + 1}")
+  out = TokenBatch(
+      tokens_BxT=np.zeros((batch, width), np.int32),
+      sig_BxT=np.full((batch, width), -1, np.int16),
+      num_BxT=np.full((batch, width), -1, np.int16),
+      target_BxT=np.zeros((batch, width), bool),
+      length_B=(tb.length_B + off + 1).astype(np.int32),
+  )
+  out.tokens_BxT[:, 0] = BOS_ID
   if task_B is not None:
     task_B = np.broadcast_to(np.asarray(task_B), (batch,))
     if np.any((task_B < 0) | (task_B >= NUM_TASKS)):
       raise ValueError(f"task index {int(task_B[(task_B < 0) | (task_B >= NUM_TASKS)][0])} "
                        f"is outside [0, {NUM_TASKS}): the vocabulary has {NUM_TASKS} task tokens")
-    prefix.append((TASK_ID0 + task_B).astype(np.int32))
-  off = len(prefix)
-  shape = (batch, width + off + 1)
-  out = TokenBatch(
-      tokens_BxT=np.zeros(shape, np.int32),
-      sig_BxT=np.full(shape, -1, np.int16),
-      num_BxT=np.full(shape, -1, np.int16),
-      target_BxT=np.zeros(shape, bool),
-      length_B=(tb.length_B + off + 1).astype(np.int32),
-  )
-  out.tokens_BxT[:, :off] = np.stack(prefix, axis=1)
-  out.tokens_BxT[:, off:off + width] = tb.tokens_BxT
-  out.sig_BxT[:, off:off + width] = tb.sig_BxT
-  out.num_BxT[:, off:off + width] = tb.num_BxT
-  out.target_BxT[:, off:off + width] = tb.target_BxT
-  rows = np.arange(batch)
-  out.tokens_BxT[rows, off + tb.length_B] = EOS_ID
-  out.target_BxT[rows, off + tb.length_B] = True
+    out.tokens_BxT[:, 1] = TASK_ID0 + task_B
+  out.tokens_BxT[:, off:off + t] = tb.tokens_BxT
+  out.sig_BxT[:, off:off + t] = tb.sig_BxT
+  out.num_BxT[:, off:off + t] = tb.num_BxT
+  out.target_BxT[:, off:off + t] = tb.target_BxT
+  eos_B = np.arange(off, batch * width + off, width) + tb.length_B
+  out.tokens_BxT.ravel()[eos_B] = EOS_ID
+  out.target_BxT.ravel()[eos_B] = True
   return out
 
 

@@ -45,7 +45,7 @@ def arithmetic_case(draw):
     switches += [s for s in ("reverse_answer", "reverse_operands", "index_hints") if draw(st.booleans())]
     switches += [s for s in [draw(st.sampled_from([None, "dollar", "natural_language"]))] if s]
     if "index_hints" in switches:
-      cap = MAX_HINTED_DIGITS // 2 - 1
+      cap = MAX_HINTED_DIGITS // 2 - 3  # a padded product has 2 * (longest + up to 3) digits
   switches += ["random_spaces"] * draw(st.booleans())
   lengths = [draw(st.integers(1, cap)) for _ in range(n)]
   pad = None if scratchpad else draw(st.sampled_from([None, "pad", "padN"]))
