@@ -60,34 +60,38 @@ def rng_counts_of(model: nnx.Module) -> dict:
 
 def init(cfg: ml_collections.ConfigDict, mesh: Mesh,
          tx: optax.GradientTransformation) -> tuple[ModelDef, State, State]:
-  """Builds the model under `mesh` and returns (ModelDef, state, state shardings).
+  """Builds the model and the train state under `mesh`; returns (ModelDef, state, state shardings).
 
-  Parameters are placed by their logical names and `cfg.model.logical_rules`; optimizer
-  moments follow their parameters; scalars are replicated.
+  The state is created by one jitted function whose outputs are already sharded: parameters
+  by their logical names and `cfg.model.logical_rules`, optimizer moments like their
+  parameters, scalars and RNG counters replicated. Nothing is materialized on one device.
   """
-  rules = cfg.model.logical_rules
-  with jax.set_mesh(mesh):
-    model = models.build(cfg.model, rngs=nnx.Rngs(cfg.seed))
-  model_def, params, rng_counts = split(model)
-  param_shardings = mesh_lib.variable_shardings(params, mesh, rules)
   replicated = mesh_lib.replicated(mesh)
-  params = jax.device_put(nnx.to_pure_dict(params), param_shardings)
-  opt_shardings = optax.tree_utils.tree_map_params(
-      tx, lambda _, sharding: sharding, jax.eval_shape(tx.init, params), param_shardings,
-      transform_non_params=lambda _: replicated)
-  shardings = {
-      "step": replicated,
-      "params": param_shardings,
-      "opt_state": opt_shardings,
-      "rng_counts": jax.tree.map(lambda _: replicated, nnx.to_pure_dict(rng_counts)),
-  }
-  state = {
-      "step": jnp.zeros((), jnp.int32),
-      "params": params,
-      "opt_state": jax.jit(tx.init, out_shardings=opt_shardings)(params),
-      "rng_counts": nnx.to_pure_dict(rng_counts),
-  }
-  return model_def, jax.device_put(state, shardings), shardings
+
+  def build() -> nnx.Module:
+    return models.build(cfg.model, rngs=nnx.Rngs(cfg.seed))
+
+  def create() -> tuple[State, nnx.State]:
+    model_def, params, rng_counts = split(build())
+    params = nnx.to_pure_dict(params)
+    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params),
+             "rng_counts": nnx.to_pure_dict(rng_counts)}
+    return state, model_def.constants
+
+  with jax.set_mesh(mesh):
+    abstract_def, abstract_params, _ = split(nnx.eval_shape(build))
+    param_shardings = mesh_lib.variable_shardings(abstract_params, mesh, cfg.model.logical_rules)
+    abstract_state, _ = jax.eval_shape(create)
+    shardings = {
+        "step": replicated,
+        "params": param_shardings,
+        "opt_state": optax.tree_utils.tree_map_params(
+            tx, lambda _, sharding: sharding, abstract_state["opt_state"], param_shardings,
+            transform_non_params=lambda _: replicated),
+        "rng_counts": jax.tree.map(lambda _: replicated, abstract_state["rng_counts"]),
+    }
+    state, constants = jax.jit(create, out_shardings=(shardings, replicated))()
+  return ModelDef(abstract_def.graphdef, constants), state, shardings
 
 
 def loss_sums(model: nnx.Module, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
