@@ -77,13 +77,13 @@ def budget(arg: str | None, experiment: str) -> str:
 
 def micro(cfg: ml_collections.ConfigDict, eval_lengths: Mapping[str, tuple[int, int]]) -> ml_collections.ConfigDict:
   """Shrinks an experiment's config in place to its `:micro` budget (seconds on a CPU, for
-  tests): a 1-layer width-16 model, 2 steps of batch 8, one evaluation of 2 problems per cell
+  tests): a 1-layer width-16 model, one step of batch 8, one evaluation of 2 problems per cell
   of `eval_lengths` at the end. Data, format and encoding stay the experiment's. Returns cfg."""
   cfg.model.update(layers=1, d_model=16, heads=2, d_ff=32, dropout=0.0)
-  cfg.train.update(steps=2, batch_size=8, grad_accum=1, warmup_steps=1, log_every=1)
+  cfg.train.update(steps=1, batch_size=8, grad_accum=1, warmup_steps=0, log_every=1)
   cfg.eval.update(every=0, n_per_cell=2, batch_size=8)
   cfg.eval.lengths = dict(eval_lengths)
-  cfg.checkpoint.update(every=2, keep=1)
+  cfg.checkpoint.update(every=1, keep=1)
   return cfg
 
 

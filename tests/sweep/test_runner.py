@@ -28,7 +28,9 @@ def get_config(arg=None):
   sweep.budget(arg, "toy.py")
   cfg = config.default_config()
   cfg.data.train_lengths = {"len_0": (1, 2), "len_1": (1, 2)}
-  return sweep.micro(cfg, {"len_0": (2, 3), "len_1": (2, 2)})
+  sweep.micro(cfg, {"len_0": (2, 3), "len_1": (2, 2)})
+  cfg.train.steps = 2  # so that a run can be killed half-way
+  return cfg
 
 
 def get_sweep(arg=None):
@@ -130,12 +132,12 @@ def test_slurm_script_and_parallel_subprocesses_run_the_same_point_command(toy, 
   assert command.endswith("--point=$SLURM_ARRAY_TASK_ID --config.train.lr=0.01")
 
   assert sweep.run(toy, str(tmp_path), parallel=2, cli_args=args, cli_overrides=overrides) == []
-  for p in planned(toy, tmp_path, overrides):
+  points = planned(toy, tmp_path, overrides)
+  for p in points:
     record = json.loads(open(os.path.join(p.workdir, sweep.POINT)).read())
     assert record["command"].endswith(f"--point={p.index} --config.train.lr=0.01")
     assert json.loads(open(os.path.join(p.workdir, "config.json")).read())["train"]["lr"] == 0.01
-    task = subprocess.run(["bash", "-c", command.removeprefix("srun ")], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHON": sys.executable, "SLURM_ARRAY_TASK_ID": str(p.index)},
-                          timeout=300)
-    assert task.returncode == 0, task.stderr[-3000:]
-    assert len(attempts(p)) == 1  # the array task found its point done
+  task = subprocess.run(["bash", "-c", command.removeprefix("srun ")], cwd=REPO, capture_output=True, text=True,
+                        env={**os.environ, "PYTHON": sys.executable, "SLURM_ARRAY_TASK_ID": "1"}, timeout=300)
+  assert task.returncode == 0, task.stderr[-3000:]
+  assert len(attempts(points[1])) == 1  # the array task found its point done
