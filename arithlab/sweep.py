@@ -1,7 +1,8 @@
 """Sweeps: one command runs a paper's comparison, survives interruption, and ends in a report.
 
   python -m arithlab.sweep --config=experiments/lee2023.py:small --workdir=DIR [--parallel=N]
-      [--slurm [--sbatch=--gres=gpu:1 ...] [--distributed]] [--report_only] [--config.x=y ...]
+      [--slurm [--sbatch=--gres=gpu:1 ...] [--distributed]] [--only=axis=label,...] [--report_only]
+      [--config.x=y ...]
 
 An experiment file (experiments/*.py, big_vision style) defines, beside its docstring:
   get_config(arg) -> ConfigDict   the base run config. arg: None = the paper's model and budget,
@@ -27,6 +28,7 @@ of the point command
 task per point running that same command (a multi-host point: add --distributed and the
 srun task count through --sbatch), and runs nothing. Afterwards DIR/report.md, report.csv and
 the plots are written (arithlab.report); --report_only rebuilds them from the run directories.
+--only=axis=label1,label2 (repeatable) runs a subset of the points; the report lists them all.
 Two sweeps must not share a DIR at the same time (there is no lock).
 """
 
@@ -345,9 +347,31 @@ def run_local(planned: Sequence[PlannedPoint], *, spec: str, workdir: str, cli_a
   return failed
 
 
+def select(planned: Sequence[PlannedPoint], only: Sequence[str]) -> list[PlannedPoint]:
+  """The points whose labels pass every filter "axis=label1,label2" (labels compared as text).
+
+  Raises:
+    ValueError: a malformed filter, an axis the sweep does not have, or a label no point has.
+  """
+  chosen = list(planned)
+  for rule in only:
+    name, sep, labels = rule.partition("=")
+    values = set(labels.split(","))
+    known = {str(p.point.axes[name]) for p in planned if name in p.point.axes}
+    if not sep or not known:
+      axes = sorted({a for p in planned for a in p.point.axes})
+      raise ValueError(f"--only={rule!r}: write 'axis=label1,label2' with an axis of the sweep: {', '.join(axes)}")
+    if values - known:
+      raise ValueError(f"--only={rule!r}: axis {name!r} has no label(s) {sorted(values - known)}; "
+                       f"its labels: {', '.join(sorted(known))}")
+    chosen = [p for p in chosen if str(p.point.axes.get(name)) in values]
+  return chosen
+
+
 def write_slurm(planned: Sequence[PlannedPoint], *, spec: str, workdir: str, cli_args: Sequence[str],
                 sbatch: Sequence[str], job_name: str) -> str:
-  """Writes workdir/sweep.sbatch: a job array with one task per point; returns its path."""
+  """Writes workdir/sweep.sbatch: a job array with one task per given point (their sweep
+  indices); returns its path."""
   workdir = os.path.abspath(workdir)
   command = point_command(spec, workdir, "$SLURM_ARRAY_TASK_ID", cli_args)
   lines = [
@@ -356,7 +380,7 @@ def write_slurm(planned: Sequence[PlannedPoint], *, spec: str, workdir: str, cli
       "# A finished point exits at once; a restarted task resumes its point from the latest checkpoint.",
       f"# Afterwards: python -m arithlab.sweep --config={spec} --workdir={workdir} --report_only",
       f"#SBATCH --job-name={job_name}",
-      f"#SBATCH --array=0-{len(planned) - 1}",
+      f"#SBATCH --array={','.join(str(p.index) for p in planned)}",
       f"#SBATCH --output={workdir}/slurm/%A_%a.log",
       *(f"#SBATCH {option}" for option in sbatch),
       f"cd {shlex.quote(os.getcwd())}",
@@ -372,19 +396,21 @@ def write_slurm(planned: Sequence[PlannedPoint], *, spec: str, workdir: str, cli
 
 def run(spec: str, workdir: str, *, parallel: int = 1, cli_args: Sequence[str] = (),
         cli_overrides: Mapping[str, Any] | None = None, slurm: bool = False, sbatch: Sequence[str] = (),
-        report_only: bool = False) -> list[str]:
-  """The sweep of `spec` ("experiments/x.py[:arg]") in `workdir`: runs it (or writes the SLURM
-  script), then writes the report. cli_args: the `--config.x=y` flags passed on to point
-  commands; cli_overrides: the same as {field: value}. Returns the names of failed points."""
+        report_only: bool = False, only: Sequence[str] = ()) -> list[str]:
+  """The sweep of `spec` ("experiments/x.py[:arg]") in `workdir`: runs its points (those that
+  pass the `only` filters, see `select`) or writes the SLURM script for them, then writes the
+  report of all points. cli_args: the `--config.x=y` flags passed on to point commands;
+  cli_overrides: the same as {field: value}. Returns the names of failed points."""
   module, arg = load_experiment(spec)
   planned = plan(module, arg, workdir, cli_overrides)
+  chosen = select(planned, only)
   failed: list[str] = []
   if slurm:
     job_name = "arithlab-" + re.sub(r"\W+", "-", os.path.basename(spec).replace(".py", ""))
-    path = write_slurm(planned, spec=spec, workdir=workdir, cli_args=cli_args, sbatch=sbatch, job_name=job_name)
-    print(f"[sweep] wrote {path} ({len(planned)} array tasks); submit it with sbatch", flush=True)
+    path = write_slurm(chosen, spec=spec, workdir=workdir, cli_args=cli_args, sbatch=sbatch, job_name=job_name)
+    print(f"[sweep] wrote {path} ({len(chosen)} array tasks); submit it with sbatch", flush=True)
   elif not report_only:
-    failed = run_local(planned, spec=spec, workdir=workdir, cli_args=cli_args, parallel=parallel)
+    failed = run_local(chosen, spec=spec, workdir=workdir, cli_args=cli_args, parallel=parallel)
   out = report.write(workdir, planned, module.REPORT, module.REFERENCE, title=spec)
   print(f"[sweep] report: {out}", flush=True)
   return failed
@@ -401,6 +427,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("point", None, "run only this point (its index in the sweep): what array tasks run")
   flags.DEFINE_bool("distributed", False, "call jax.distributed.initialize() in point commands (multi-host points)")
   flags.DEFINE_bool("report_only", False, "rebuild the report from the run directories without running")
+  flags.DEFINE_multi_string("only", [], "run only the points with these labels, e.g. --only=format=plain,reverse "
+                            "(repeat for several axes); the report still lists every point")
   flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -425,7 +453,7 @@ def main(argv: list[str]) -> None:
     run_point(planned[f.point], ["python", "-m", "arithlab.sweep", *sys.argv[1:]])
     return
   failed = run(spec, f.workdir, parallel=f.parallel, cli_args=cli_args, cli_overrides=overrides, slurm=f.slurm,
-               sbatch=f.sbatch, report_only=f.report_only)
+               sbatch=f.sbatch, report_only=f.report_only, only=f.only)
   if failed:
     raise SystemExit(f"[sweep] {len(failed)} point(s) failed: {', '.join(failed)} (rerun to retry; finished points are skipped)")
 

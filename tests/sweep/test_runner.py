@@ -103,6 +103,18 @@ def test_a_changed_config_gets_its_own_directory(toy, tmp_path):
   assert all(p.cfg.train.lr == 0.5 for p in changed)
 
 
+def test_only_selects_points_by_label(toy, tmp_path):
+  points = planned(toy, tmp_path)
+  assert sweep.select(points, ["format=plain"]) == points[1:]
+  assert sweep.select(points, ["format=plain,reverse_answer", "seed=0"]) == points
+  with pytest.raises(ValueError, match="'formt=plain'.*axis of the sweep: format, seed"):
+    sweep.select(points, ["formt=plain"])
+  with pytest.raises(ValueError, match=r"axis 'format' has no label\(s\) \['nope'\]; its labels: plain, reverse_answer"):
+    sweep.select(points, ["format=nope"])
+  sweep.run(toy, str(tmp_path), slurm=True, only=["format=plain"])
+  assert "#SBATCH --array=1\n" in (tmp_path / "sweep.sbatch").read_text()
+
+
 def test_killed_sweep_resumes_without_redoing_finished_points(toy, tmp_path):
   first, second = planned(toy, tmp_path)
   loop.train(second.cfg, second.workdir, stop_at=1)  # killed after step 1 (checkpoint 1, no done marker)
@@ -125,7 +137,7 @@ def test_slurm_script_and_parallel_subprocesses_run_the_same_point_command(toy, 
   args, overrides = ["--config.train.lr=0.01"], {"train.lr": 0.01}
   sweep.run(toy, str(tmp_path), slurm=True, sbatch=["--gres=gpu:1"], cli_args=args, cli_overrides=overrides)
   script = (tmp_path / "sweep.sbatch").read_text()
-  assert "#SBATCH --array=0-1\n" in script and "#SBATCH --gres=gpu:1\n" in script
+  assert "#SBATCH --array=0,1\n" in script and "#SBATCH --gres=gpu:1\n" in script
   assert not (tmp_path / "points").exists()  # nothing ran
   command = script.strip().splitlines()[-1]
   assert command.startswith("srun ${PYTHON:-python} -m arithlab.sweep ")
