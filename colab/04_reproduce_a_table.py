@@ -183,8 +183,8 @@ draw(ours)
 # A sample size the sweep does not have: the reversed format with 5,000 training samples,
 # one seed. `sweep.plan` resolves its config and run directory exactly as the sweep does
 # and `sweep.run_point` trains it (a finished point is skipped, a killed one resumes from
-# its checkpoint). From a shell, one point of a sweep runs with
-# `python -m arithlab.sweep --config=experiments/lee2023.py:small --workdir=DIR --point=I`,
+# its checkpoint). From a shell, part of a sweep runs with
+# `python -m arithlab.sweep --config=experiments/lee2023.py:small --workdir=DIR --only=format=reverse`,
 # and any field changes for every point with `--config.<field>=<value>`.
 
 # %%
