@@ -85,6 +85,8 @@ class PointResult:
   evaluation (empty unless done). best / best_step: the best value of the headline metric over
   all evaluations so far and its step (None before the first). by_length: length -> exact
   match of the final grid. train_max: the longest training length on the length axis.
+  commit: the git commit the run started from (env.json; "+dirty" with local changes).
+  wall_s: seconds of the last (resumed) training call, from done.json.
   """
 
   name: str
@@ -96,6 +98,8 @@ class PointResult:
   best_step: int | None
   by_length: Mapping[int, float]
   train_max: int | None
+  commit: str
+  wall_s: float | None
 
 
 def _length_of(lengths: Sequence[int], axes: Sequence[str], length_axis: str) -> int:
@@ -126,6 +130,13 @@ def collect(name: str, axes: Mapping[str, Any], workdir: str, final_step: int, s
   if os.path.exists(os.path.join(workdir, "metrics.jsonl")):
     rows = [r for r in metrics_lib.read_metrics(workdir) if spec.metric in r]
   done = os.path.exists(os.path.join(workdir, DONE_FILE))
+  commit, wall_s = "", None
+  if os.path.exists(os.path.join(workdir, "env.json")):
+    with open(os.path.join(workdir, "env.json")) as f:
+      commit = json.load(f).get("git_commit", "")
+  if done:
+    with open(os.path.join(workdir, DONE_FILE)) as f:
+      wall_s = json.load(f).get("wall_s")
   best_row = max(rows, key=lambda r: r[spec.metric], default=None)
   final, by_length, train_max = {}, {}, None
   if done:
@@ -136,7 +147,7 @@ def collect(name: str, axes: Mapping[str, Any], workdir: str, final_step: int, s
   return PointResult(name=name, axes=dict(axes), workdir=workdir, status=status, final=final,
                      best=None if best_row is None else best_row[spec.metric],
                      best_step=None if best_row is None else int(best_row["step"]),
-                     by_length=by_length, train_max=train_max)
+                     by_length=by_length, train_max=train_max, commit=commit, wall_s=wall_s)
 
 
 def group_key(axes: Mapping[str, Any], spec: Spec) -> tuple[tuple[str, Any], ...]:
@@ -276,6 +287,8 @@ def write(workdir: str, planned: Sequence[Any], spec: Spec, references: Sequence
   write_csv(results, spec, references, os.path.join(workdir, "report.csv"))
   done = sum(r.status == "done" for r in results)
   parts = [f"# Sweep report: `{title}`", "",
+           f"Rebuild: `python -m arithlab.sweep --config={title} --workdir=DIR` (one point: `--point=I`; "
+           "each point's exact command is in its point.json).", "",
            f"{done} of {len(results)} points finished. Headline: `{spec.metric}` "
            f"({METRIC_NAMES[spec.metric]}), in %, at the final step and at the best evaluation; "
            "median and best over seeds. `paper` is the paper's number for that setting (see the list below).",
@@ -288,9 +301,10 @@ def write(workdir: str, planned: Sequence[Any], spec: Spec, references: Sequence
             _markdown([["where", "value", "source", "paper's setting"]] + [
                 [_label(tuple(r.where.items())), r.label(), r.source, r.setting or "–"] for r in references]),
             "", "## Points", "",
-            _markdown([["point", "status", f"final {spec.metric}", "best (step)", "directory"]] + [
+            _markdown([["point", "status", f"final {spec.metric}", "best (step)", "train s", "commit", "directory"]] + [
                 [r.name, r.status, _pct([r.final[spec.metric]], max) if spec.metric in r.final else "–",
                  "–" if r.best is None else f"{100 * r.best:.1f} ({r.best_step})",
+                 "–" if r.wall_s is None else f"{r.wall_s:.0f}", r.commit[:12] + ("+dirty" if "dirty" in r.commit else ""),
                  os.path.relpath(r.workdir, workdir)] for r in results]), ""]
   path = os.path.join(workdir, "report.md")
   with open(path, "w") as f:

@@ -30,7 +30,8 @@ def fake_point(root, axes, exact_C, *, done=True, best=None):
   if done:
     writer.write(STEPS, result.summary())
     evaluate.save(result, os.path.join(workdir, "eval"))
-    metrics_lib.write_json(os.path.join(workdir, sweep.DONE), {"step": STEPS})
+    metrics_lib.write_json(os.path.join(workdir, sweep.DONE), {"step": STEPS, "wall_s": 12.3})
+    metrics_lib.write_json(os.path.join(workdir, "env.json"), {"git_commit": "0123456789abcdef+dirty"})
   cfg = ml_collections.ConfigDict({"train": {"steps": STEPS}})
   return types.SimpleNamespace(point=point, cfg=cfg, workdir=workdir)
 
@@ -70,7 +71,8 @@ def test_report_pools_seeds_and_puts_the_paper_beside_ours(tmp_path):
   assert row.split(" | ")[2:7] == ["2/2", "42.5", "75.0", "52.5", "42.5"]
   assert "86.0% (approx., unverified) Lee et al. 2023, Figure 1 [at 10k samples]" in row
   assert "| reverse | 100 | 0/1 |" in text and "partial (step 5)" in text
-  assert "3 of 4 points finished" in text
+  assert "3 of 4 points finished" in text and "--config=toy --workdir=DIR" in text
+  assert "| done | 10.0 | 30.0 (5) | 12 | 0123456789ab+dirty | format-plain_samples-100_seed-0 |" in text
   for image in ("report_length.png", "report_samples.png"):
     assert image in text and os.path.getsize(tmp_path / image) > 0
   with open(tmp_path / "report.csv") as f:
