@@ -341,8 +341,10 @@ def run_local(planned: Sequence[PlannedPoint], *, spec: str, workdir: str, cli_a
       if proc.poll() is not None:
         running.remove((p, proc))
         status = "finished" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+        if proc.returncode == 0 and not is_done(p.workdir):
+          status = "FAILED (its config resolved differently in the subprocess: did the code change? see log.txt)"
         print(f"[sweep] point {p.index}: {p.point.name} {status}", flush=True)
-        if proc.returncode:
+        if status != "finished":
           failed.append(p.point.name)
   return failed
 
