@@ -70,9 +70,10 @@ EXPERIMENT = "experiments/lee2023.py"
 
 
 def committed_report(spec: str) -> Path:
-  """The directory under experiments/results/ whose report.md is the sweep `spec`'s."""
+  """The directory under experiments/results/ whose report.md is the sweep `spec`'s (its title
+  line names the --config it was run with)."""
   for path in sorted(Path("experiments/results").glob("**/report.md")):
-    if f"`{spec}`" in path.read_text().splitlines()[0]:
+    if f"{spec}`" in path.read_text().splitlines()[0]:
       return path.parent
   raise FileNotFoundError(f"no report of {spec} is committed under experiments/results/")
 
