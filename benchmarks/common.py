@@ -53,8 +53,10 @@ def pin_cores(cores: int | None) -> str:
     gpu_plugin = any((d.metadata["Name"] or "").lower().startswith("jax-cuda")
                      for d in importlib.metadata.distributions())
     cores = 0 if gpu_plugin else 1
-  if cores <= 0 or not hasattr(os, "sched_setaffinity"):
+  if not hasattr(os, "sched_setaffinity"):
     return f"not pinned ({os.cpu_count()} cores)"
+  if cores <= 0:
+    return f"not pinned by the script; may run on CPUs {sorted(os.sched_getaffinity(0))}"
   cpus = sorted(os.sched_getaffinity(0))[:cores]
   os.sched_setaffinity(0, cpus)
   return f"pinned to {len(cpus)} core(s) {cpus}"
