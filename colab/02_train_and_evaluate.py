@@ -63,7 +63,6 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import Image, display
 
-from arithlab import models
 from arithlab.train import loop
 
 # %% [markdown]
@@ -139,11 +138,13 @@ with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
     draw(read_rows(workdir / "metrics.jsonl"), loss_ax, em_ax)
     fig.tight_layout()
     handle.update(fig)
-  final = run.result()  # re-raises an error of the run
-draw(read_rows(workdir / "metrics.jsonl"), loss_ax, em_ax)
+  run.result()  # re-raises an error of the run
+rows = read_rows(workdir / "metrics.jsonl")
+draw(rows, loss_ax, em_ax)
 handle.update(fig)
 plt.close(fig)
-print(f"{final['step']} steps in {time.perf_counter() - started:.0f} s; final loss {final['loss']:.4f}")
+last = [r for r in rows if "loss" in r][-1]
+print(f"step {last['step']}: loss {last['loss']:.4f} ({time.perf_counter() - started:.0f} s in this cell)")
 
 # %% [markdown]
 # ## The length grid

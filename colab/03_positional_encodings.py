@@ -123,11 +123,17 @@ for name, cfg in configs.items():
 # directory is reused rather than retrained (delete it to start over).
 
 # %%
+def last_grid(workdir: Path) -> dict:
+  """The newest evaluation (grid_<step>.json) of a run directory."""
+  return json.loads(sorted((workdir / "eval").glob("grid_*.json"))[-1].read_text())
+
+
 workdirs = {p.axes["encoding"]: RUNS / "encodings" / sweep.slug(p) for p in points}
 for name, cfg in configs.items():
-  result = loop.train(cfg, str(workdirs[name]))
-  print(f"== {name}: loss {result['loss']:.4f}, exact match in distribution "
-        f"{100 * result['eval/exact_id']:.1f}%, beyond {100 * result['eval/exact_ood']:.1f}%")
+  loop.train(cfg, str(workdirs[name]))
+  grid = last_grid(workdirs[name])
+  print(f"== {name}: exact match in distribution {100 * grid['eval/exact_id']:.1f}%, "
+        f"beyond {100 * grid['eval/exact_ood']:.1f}%")
 
 # %% [markdown]
 # ## Exact match against length
@@ -136,11 +142,6 @@ for name, cfg in configs.items():
 # is the training range.
 
 # %%
-def last_grid(workdir: Path) -> dict:
-  """The newest evaluation (grid_<step>.json) of a run directory."""
-  return json.loads(sorted((workdir / "eval").glob("grid_*.json"))[-1].read_text())
-
-
 def diagonal(grid: dict, key: str) -> tuple[list[int], list[float]]:
   """(n, value in %) of the cells with len_0 == len_1 == n."""
   cells = sorted((c["lengths"][0], c[key]) for c in grid["cells"] if c["lengths"][0] == c["lengths"][1])
