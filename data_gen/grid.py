@@ -113,8 +113,7 @@ def _concat(a: Problem, b: Problem) -> Problem:
 
 def sample_lengths(rng: np.random.Generator, ranges: Sequence[tuple[int, int]], n: int) -> np.ndarray:
   """int64 [n, K]: per-example lengths, uniform within each axis's inclusive (min, max)."""
-  lo, hi = np.array(ranges, np.int64).T
-  return rng.integers(lo, hi + 1, size=(n, len(ranges)))
+  return np.stack([rng.integers(lo, hi + 1, n) for lo, hi in ranges], axis=1)
 
 
 def sample_training(task, rng: np.random.Generator, ranges: Sequence[tuple[int, int]], n: int, *,

@@ -203,7 +203,7 @@ def _stack_rows(parts: Sequence[dict[str, np.ndarray]], t: int) -> dict[str, np.
   """Concatenates groups of rows, each right-padded to T (PAD, position 0, no loss); one group
   already T wide is only cast."""
   if len(parts) == 1 and parts[0]["tokens"].shape[1] == t:
-    return {key: parts[0][key].astype(dtype, copy=False) for key, dtype in TRAIN_DTYPES.items()}
+    return {key: parts[0][key].astype(dtype, order="C", copy=False) for key, dtype in TRAIN_DTYPES.items()}
   rows = sum(part["tokens"].shape[0] for part in parts)
   out = {key: np.zeros((rows, t) + parts[0][key].shape[2:], dtype) for key, dtype in TRAIN_DTYPES.items()}
   start = 0

@@ -434,25 +434,28 @@ class Slot:
   """One run of characters per row, for `assemble_slots` (the fast path for such texts).
 
   chars_BxW: uint8 [B or 1, W], the characters in written order; row b writes its valid
-    columns one after another.
+    columns, which are consecutive.
   valid_BxW: bool [B or 1, W], the columns row b writes, or None: every column.
   length_B: int [B] or int, the number of valid columns of each row.
-  sig_W: int [W] significance of the digit in each column (-1: not a digit of a number).
-  num: the number index of the digit columns (sig >= 0).
+  num: the number index of the run's digits, or -1: the run holds no digits of a number.
+  reverse: the digits are written least-significant first (significance counts from the
+    run's start, else from its end).
+  stride: characters per digit (2: an index-hint letter before each digit).
   target: whether the run is part of the answer.
   """
 
   chars_BxW: np.ndarray
   valid_BxW: np.ndarray | None
   length_B: np.ndarray | int
-  sig_W: np.ndarray
   num: int = -1
+  reverse: bool = False
+  stride: int = 1
   target: bool = False
 
 
 def literal_slot(s: str, *, target: bool = False) -> Slot:
   """The same literal string in every row (its digits are not part of any number)."""
-  return Slot(np.frombuffer(s.encode("ascii"), np.uint8)[None], None, len(s), np.full(len(s), -1), target=target)
+  return Slot(np.frombuffer(s.encode("ascii"), np.uint8)[None], None, len(s), target=target)
 
 
 def choice_slot(options: Sequence[str], choice_B: np.ndarray, *, target: bool = False) -> Slot:
@@ -462,7 +465,7 @@ def choice_slot(options: Sequence[str], choice_B: np.ndarray, *, target: bool = 
   for i, s in enumerate(options):
     table[i, :len(s)] = np.frombuffer(s.encode("ascii"), np.uint8)
   length_B = np.array([len(s) for s in options])[choice_B]
-  return Slot(table[choice_B], prefix_mask(length_B, width), length_B, np.full(width, -1), target=target)
+  return Slot(table[choice_B], prefix_mask(length_B, width), length_B, target=target)
 
 
 def number_slot(number: Number, index: int, *, reverse: bool = False, width: int | np.ndarray | None = None,
@@ -488,17 +491,16 @@ def number_slot(number: Number, index: int, *, reverse: bool = False, width: int
   longest = int(length_B.max())
   if hints and longest > len(hints):
     raise ValueError(f"index hints cover numbers of at most {len(hints)} digits; got {longest} digits")
-  sig_W = np.arange(w) if reverse else np.arange(w - 1, -1, -1)
   chars = (digits if reverse else digits[:, ::-1]).view(np.uint8) + np.uint8(ord("0"))
   full = int(length_B.min()) == w
   valid = None if full else prefix_mask(length_B, w)[:, ::1 if reverse else -1]
-  if hints:
-    letters = np.frombuffer(hints[:w].encode("ascii").ljust(w, b"?"), np.uint8)[sig_W]
-    chars = np.stack([np.broadcast_to(letters, chars.shape), chars], axis=-1).reshape(len(chars), 2 * w)
-    sig_W = np.stack([np.full(w, -1), sig_W], axis=-1).reshape(2 * w)
-    valid = None if full else np.repeat(valid, 2, axis=1)
   stride = 2 if hints else 1
-  return Slot(chars, valid, stride * (w if full else length_B), sig_W, index, target)
+  if hints:
+    letters = np.frombuffer(hints[:w].encode("ascii").ljust(w, b"?"), np.uint8)
+    letters = letters if reverse else letters[::-1]
+    chars = np.stack([np.broadcast_to(letters, chars.shape), chars], axis=-1).reshape(len(chars), 2 * w)
+    valid = None if full else np.repeat(valid, 2, axis=1)
+  return Slot(chars, valid, stride * (w if full else length_B), index, reverse, stride, target)
 
 
 def prefix_mask(length_B: np.ndarray, width: int) -> np.ndarray:
@@ -509,35 +511,67 @@ def prefix_mask(length_B: np.ndarray, width: int) -> np.ndarray:
 def assemble_slots(slots: Sequence[Slot]) -> Text:
   """Writes the slots one after another in every row (the fast path for single-run pieces).
 
-  The slots are laid side by side as packed records (the characters plus each column's
-  annotations), followed by enough padding columns to give every row exactly T valid
-  columns; one boolean selection then packs each row. The targets must be a suffix of the
-  slots.
+  Characters: the leading slots that every row writes in full are copied as they are; the
+  others are laid side by side, with enough padding columns to give every row exactly T
+  valid columns, and one boolean selection packs each row. Annotations are computed in place
+  from each run's start and length (a Python int where every row agrees, so that a uniform
+  run costs one column of work), column by column: they are built as [T, B] arrays and
+  returned as their transposes (Fortran-ordered [B, T] views), so that every operation runs
+  along the batch. The targets must be a suffix of the slots.
 
   Returns:
     The Text [B, T] with T = the longest row (at least 1).
   """
   batch = max(s.chars_BxW.shape[0] if s.valid_BxW is None else s.valid_BxW.shape[0] for s in slots)
-  total_B = np.zeros(batch, np.int64)
+  same = lambda v: int(v) if np.ndim(v) == 0 else v.astype(np.int16)  # int, or int16 [B]
+  starts, start = [], 0
   for s in slots:
-    total_B += s.length_B
+    starts.append(start)
+    start = start + same(s.length_B)
+  total_B = np.broadcast_to(start, (batch,)).astype(np.int32)
   t = max(int(total_B.max()), 1)
-  widths = [s.chars_BxW.shape[1] for s in slots]
-  columns = sum(widths)
-  pad = t - int(total_B.min())  # padding columns: row b needs t - total_B[b]
-  chars = np.empty((batch, columns + pad), np.uint8)
-  for s, a, w in zip(slots, itertools.accumulate([0] + widths), widths):
-    chars[:, a:a + w] = s.chars_BxW
-  chars[:, columns:] = PAD_CHAR
-  sig_C = np.concatenate([s.sig_W for s in slots] + [np.full(pad, -1)])
-  num_C = np.where(sig_C >= 0, np.repeat([s.num for s in slots] + [-1], widths + [pad]), -1)
-  target_C = np.repeat([s.target for s in slots] + [False], widths + [pad])
-  records = chars.astype(np.int64)
-  records += target_C.astype(np.int64) << 8 | (sig_C & 0xFFFF) << 16 | (num_C & 0xFFFF) << 32
-  if all(s.valid_BxW is None for s in slots):
-    return records_text(records, total_B)
-  valid = np.empty((batch, columns + pad), bool)
-  for s, a, w in zip(slots, itertools.accumulate([0] + widths), widths):
-    valid[:, a:a + w] = True if s.valid_BxW is None else s.valid_BxW
-  valid[:, columns:] = prefix_mask(t - total_B, pad)
-  return records_text(records[valid].reshape(batch, t), total_B)
+  chars_BxT = np.empty((batch, t), np.uint8)
+  fixed, p = 0, 0  # leading slots written in full by every row, and their columns
+  while fixed < len(slots) and slots[fixed].valid_BxW is None:
+    w = slots[fixed].chars_BxW.shape[1]
+    chars_BxT[:, p:p + w] = slots[fixed].chars_BxW
+    fixed, p = fixed + 1, p + w
+  if fixed < len(slots):
+    rest = slots[fixed:]
+    widths = [s.chars_BxW.shape[1] for s in rest]
+    columns = sum(widths)
+    pad = t - int(total_B.min())  # padding columns: row b needs t - total_B[b]
+    packed = np.empty((batch, columns + pad), np.uint8)
+    valid = np.empty((batch, columns + pad), bool)
+    for s, a, w in zip(rest, itertools.accumulate([0] + widths), widths):
+      packed[:, a:a + w] = s.chars_BxW
+      valid[:, a:a + w] = True if s.valid_BxW is None else s.valid_BxW
+    packed[:, columns:] = PAD_CHAR
+    valid[:, columns:] = prefix_mask(t - total_B, pad)
+    chars_BxT[:, p:] = packed[valid].reshape(batch, t - p)
+  sig_TxB = np.full((t, batch), -1, np.int16)
+  num_TxB = np.full((t, batch), -1, np.int16)
+  for s, start in zip(slots, starts):
+    if s.num >= 0:
+      _add_digit_annotations(sig_TxB, num_TxB, s, start, same(s.length_B))
+  col_Tx1 = np.arange(t, dtype=np.int16)[:, None]
+  first_target = next((start for s, start in zip(slots, starts) if s.target), t)
+  target_TxB = (col_Tx1 >= first_target) & (col_Tx1 < same(total_B))
+  return Text(chars_BxT, sig_TxB.T, num_TxB.T, target_TxB.T, total_B)
+
+
+def _add_digit_annotations(sig_TxB: np.ndarray, num_TxB: np.ndarray, s: Slot, start, length) -> None:
+  """Adds sig + 1 and num + 1 on the digits of slot `s` (its run starts at column `start` and
+  has `length` characters: ints, or int16 [B]) to annotations that are -1 there."""
+  lo = start if isinstance(start, int) else int(start.min())
+  end = start + length
+  hi = end if isinstance(end, int) else int(end.max())
+  col = np.arange(lo, hi, dtype=np.int16)[:, None]
+  offset = col - start if s.reverse else end - 1 - col  # from the significance-0 end
+  digit = (offset >= 0) & (offset < length)
+  if s.stride > 1:
+    digit &= offset % s.stride == (s.stride - 1 if s.reverse else 0)
+    offset = offset // s.stride
+  digit = digit.astype(np.int16)
+  sig_TxB[lo:hi] += digit * (offset + 1)
+  num_TxB[lo:hi] += digit * np.int16(s.num + 1)

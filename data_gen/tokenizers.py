@@ -249,7 +249,8 @@ def with_bos_eos(tb: TokenBatch, task_B: np.ndarray | int | None = None, *, widt
   width: the T of the result, at least the framed text's (more pads with PAD); None: T + 2
     (+1 with a task token).
   Returns a TokenBatch [B, width]. BOS/task/EOS have sig = num = -1; EOS is a target (the
-  model must produce it), BOS and the task token are not.
+  model must produce it), BOS and the task token are not. The annotations are transposes of
+  [width, B] arrays (Fortran-ordered: `assemble_slots` builds them batch-minor too).
   """
   batch, t = tb.tokens_BxT.shape
   off = 1 if task_B is None else 2
@@ -258,9 +259,9 @@ def with_bos_eos(tb: TokenBatch, task_B: np.ndarray | int | None = None, *, widt
     raise ValueError(f"with_bos_eos: width {width} is below the framed length {t + off + 1}")
   out = TokenBatch(
       tokens_BxT=np.zeros((batch, width), np.int32),
-      sig_BxT=np.full((batch, width), -1, np.int16),
-      num_BxT=np.full((batch, width), -1, np.int16),
-      target_BxT=np.zeros((batch, width), bool),
+      sig_BxT=np.full((width, batch), -1, np.int16).T,
+      num_BxT=np.full((width, batch), -1, np.int16).T,
+      target_BxT=np.zeros((width, batch), bool).T,
       length_B=(tb.length_B + off + 1).astype(np.int32),
   )
   out.tokens_BxT[:, 0] = BOS_ID
@@ -274,9 +275,8 @@ def with_bos_eos(tb: TokenBatch, task_B: np.ndarray | int | None = None, *, widt
   out.sig_BxT[:, off:off + t] = tb.sig_BxT
   out.num_BxT[:, off:off + t] = tb.num_BxT
   out.target_BxT[:, off:off + t] = tb.target_BxT
-  eos_B = np.arange(off, batch * width + off, width) + tb.length_B
-  out.tokens_BxT.ravel()[eos_B] = EOS_ID
-  out.target_BxT.ravel()[eos_B] = True
+  out.tokens_BxT.ravel()[np.arange(off, batch * width + off, width) + tb.length_B] = EOS_ID
+  out.target_BxT.T.ravel()[(off + tb.length_B) * batch + np.arange(batch)] = True
   return out
 
 
