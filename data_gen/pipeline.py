@@ -163,19 +163,15 @@ def encode(pipe: Pipeline, source: Source, problem, rng: np.random.Generator, *,
            train: bool) -> tuple[TokenBatch, np.ndarray]:
   """Problem -> (framed TokenBatch [B, T]: BOS, [task,] text, EOS; position ids int32 [B, T(, L)]).
 
-  train=True: T is the training width (the longest row rounded up to data.bucket, or
-  data.max_len with data.pad_to_max_len), and an example longer than max_len raises a
-  ValueError; train=False: T is the longest row. `train` also switches the position rule's
-  training-time randomization.
+  train=True: T is the longest row rounded up to a multiple of data.bucket, and an example
+  longer than max_len raises a ValueError; train=False: T is the longest row. `train` also
+  switches the position rule's training-time randomization.
   """
-  tokens = pipe.tokenizer.encode(formats.render(problem, pipe.spec, rng))
-  width = None  # eval: T = the longest row
-  if train:
-    framed = tokens.tokens_BxT.shape[1] + (2 if source.task_index is None else 3)  # BOS, [task,] EOS
-    if framed > pipe.max_len:
-      raise ValueError(f"a training example has {framed} tokens, above data.max_len = {pipe.max_len}")
-    width = pipe.max_len if pipe.pad_to_max_len else _round_up(framed, pipe.bucket)
-  tb = tokenizers.with_bos_eos(tokens, source.task_index, width=width)
+  text = formats.render(problem, pipe.spec, rng)
+  tb = pipe.tokenizer.encode_framed(text, source.task_index, bucket=pipe.bucket if train else 1)
+  longest = int(tb.length_B.max())
+  if train and longest > pipe.max_len:
+    raise ValueError(f"a training example has {longest} tokens, above data.max_len = {pipe.max_len}")
   ids = pipe.rule(tb, rng, train=train, **pipe.rule_options)
   return tb, ids
 

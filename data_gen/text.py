@@ -513,11 +513,11 @@ def assemble_slots(slots: Sequence[Slot]) -> Text:
 
   Characters: the leading slots that every row writes in full are copied as they are; the
   others are laid side by side, with enough padding columns to give every row exactly T
-  valid columns, and one boolean selection packs each row. Annotations are computed in place
-  from each run's start and length (a Python int where every row agrees, so that a uniform
-  run costs one column of work), column by column: they are built as [T, B] arrays and
-  returned as their transposes (Fortran-ordered [B, T] views), so that every operation runs
-  along the batch. The targets must be a suffix of the slots.
+  valid columns, and one boolean selection packs each row. The significance and number
+  annotations are computed in place from each run's start and length (a Python int where
+  every row agrees, so that a uniform run costs one column of work), column by column: they
+  are built as [T, B] arrays and returned as their transposes (Fortran-ordered [B, T] views),
+  so that every operation runs along the batch. The targets must be a suffix of the slots.
 
   Returns:
     The Text [B, T] with T = the longest row (at least 1).
@@ -554,10 +554,9 @@ def assemble_slots(slots: Sequence[Slot]) -> Text:
   for s, start in zip(slots, starts):
     if s.num >= 0:
       _add_digit_annotations(sig_TxB, num_TxB, s, start, same(s.length_B))
-  col_Tx1 = np.arange(t, dtype=np.int16)[:, None]
-  first_target = next((start for s, start in zip(slots, starts) if s.target), t)
-  target_TxB = (col_Tx1 >= first_target) & (col_Tx1 < same(total_B))
-  return Text(chars_BxT, sig_TxB.T, num_TxB.T, target_TxB.T, total_B)
+  first_target = next((start for s, start in zip(slots, starts) if s.target), total_B)
+  target_BxT = prefix_mask(total_B, t) & ~prefix_mask(np.broadcast_to(first_target, (batch,)), t)
+  return Text(chars_BxT, sig_TxB.T, num_TxB.T, target_BxT, total_B)
 
 
 def _add_digit_annotations(sig_TxB: np.ndarray, num_TxB: np.ndarray, s: Slot, start, length) -> None:

@@ -116,8 +116,17 @@ class Tokenizer:
       return self._encode_chars(text)
     return self._encode_chunks(text)
 
-  def _lookup(self, chars: np.ndarray) -> np.ndarray:
-    """int32 ids of characters (uint8, any shape): PAD_ID for PAD_CHAR, else the character's.
+  def encode_framed(self, text: Text, task_B: np.ndarray | int | None = None, *, bucket: int = 1
+                    ) -> TokenBatch:
+    """`with_bos_eos(self.encode(text), task_B, bucket=bucket)`; one token per character writes
+    the ids straight into the framed array."""
+    if self.chunk == 1 and not self.commas:
+      self._check_padding(text)
+      return _frame(self._char_ids(text.chars_BxT), text, task_B, bucket)
+    return with_bos_eos(self.encode(text), task_B, bucket=bucket)
+
+  def _char_ids(self, chars: np.ndarray) -> np.ndarray:
+    """uint8 ids of characters (uint8, any shape): PAD_ID for PAD_CHAR, else the character's.
 
     The printable characters have consecutive codes and ids, so one uint8 subtraction maps them;
     newlines and PAD_CHAR are patched where present.
@@ -132,7 +141,7 @@ class Tokenizer:
         raise ValueError(f"character {chr(code)!r} (code {code}) is not in the vocabulary of "
                          f"tokenizer {self.name!r}: it holds printable ASCII and '\\n'")
       ids[newline], ids[pad] = _NEWLINE_ID, PAD_ID
-    return ids.astype(np.int32)
+    return ids
 
   def _check_padding(self, text: Text) -> None:
     """Rows hold non-NUL characters up to their length and PAD_CHAR (0) beyond it."""
@@ -142,7 +151,7 @@ class Tokenizer:
 
   def _encode_chars(self, text: Text) -> TokenBatch:
     self._check_padding(text)
-    tokens = self._lookup(text.chars_BxT)
+    tokens = self._char_ids(text.chars_BxT).astype(np.int32)
     return TokenBatch(tokens, text.sig_BxT, text.num_BxT, text.target_BxT, text.length_B)
 
   def _encode_chunks(self, text: Text) -> TokenBatch:
@@ -183,7 +192,7 @@ class Tokenizer:
     emits[start] = True
     p = np.flatnonzero(emits)
     is_chunk = np.take(in_num_BxW.ravel(), p)
-    ids = self._lookup(np.take(chars, p))
+    ids = self._char_ids(np.take(chars, p)).astype(np.int32)
     ids[is_chunk] = np.take(self._chunk_base, chunk_size) + value
     sig = text.sig_BxT.ravel()
     token_sig = np.full(p.shape, -1, np.int16)
@@ -241,28 +250,31 @@ class Tokenizer:
     return [list(table[row[:n]]) for row, n in zip(tokens_BxT, np.asarray(length_B))]
 
 
-def with_bos_eos(tb: TokenBatch, task_B: np.ndarray | int | None = None, *, width: int | None = None
-                 ) -> TokenBatch:
+def with_bos_eos(tb: TokenBatch, task_B: np.ndarray | int | None = None, *, bucket: int = 1) -> TokenBatch:
   """Frames each row as BOS, [<task:i>,] tokens, EOS.
 
   task_B: None (no task token), an int, or int [B] task indices in [0, NUM_TASKS).
-  width: the T of the result, at least the framed text's (more pads with PAD); None: T + 2
-    (+1 with a task token).
-  Returns a TokenBatch [B, width]. BOS/task/EOS have sig = num = -1; EOS is a target (the
-  model must produce it), BOS and the task token are not. The annotations are transposes of
-  [width, B] arrays (Fortran-ordered: `assemble_slots` builds them batch-minor too).
+  bucket: the result has T + 2 (+1 with a task token) columns rounded up to a multiple of
+    bucket (the extra ones PAD).
+  Returns the framed TokenBatch. BOS/task/EOS have sig = num = -1; EOS is a target (the model
+  must produce it), BOS and the task token are not. sig and num are transposes of [T', B]
+  arrays (Fortran-ordered: `assemble_slots` builds them batch-minor too).
   """
-  batch, t = tb.tokens_BxT.shape
+  return _frame(tb.tokens_BxT, tb, task_B, bucket)
+
+
+def _frame(tokens_BxT: np.ndarray, annotated: TokenBatch | Text, task_B, bucket: int) -> TokenBatch:
+  """`with_bos_eos` of ids tokens_BxT (any integer dtype) annotated like `annotated` (its
+  sig_BxT, num_BxT, target_BxT and length_B)."""
+  batch, t = tokens_BxT.shape
   off = 1 if task_B is None else 2
-  width = t + off + 1 if width is None else width
-  if width < t + off + 1:
-    raise ValueError(f"with_bos_eos: width {width} is below the framed length {t + off + 1}")
+  width = -(-(t + off + 1) // bucket) * bucket
   out = TokenBatch(
       tokens_BxT=np.zeros((batch, width), np.int32),
       sig_BxT=np.full((width, batch), -1, np.int16).T,
       num_BxT=np.full((width, batch), -1, np.int16).T,
-      target_BxT=np.zeros((width, batch), bool).T,
-      length_B=(tb.length_B + off + 1).astype(np.int32),
+      target_BxT=np.zeros((batch, width), bool),
+      length_B=(annotated.length_B + off + 1).astype(np.int32),
   )
   out.tokens_BxT[:, 0] = BOS_ID
   if task_B is not None:
@@ -271,12 +283,13 @@ def with_bos_eos(tb: TokenBatch, task_B: np.ndarray | int | None = None, *, widt
       raise ValueError(f"task index {int(task_B[(task_B < 0) | (task_B >= NUM_TASKS)][0])} "
                        f"is outside [0, {NUM_TASKS}): the vocabulary has {NUM_TASKS} task tokens")
     out.tokens_BxT[:, 1] = TASK_ID0 + task_B
-  out.tokens_BxT[:, off:off + t] = tb.tokens_BxT
-  out.sig_BxT[:, off:off + t] = tb.sig_BxT
-  out.num_BxT[:, off:off + t] = tb.num_BxT
-  out.target_BxT[:, off:off + t] = tb.target_BxT
-  out.tokens_BxT.ravel()[np.arange(off, batch * width + off, width) + tb.length_B] = EOS_ID
-  out.target_BxT.T.ravel()[(off + tb.length_B) * batch + np.arange(batch)] = True
+  out.tokens_BxT[:, off:off + t] = tokens_BxT
+  out.sig_BxT[:, off:off + t] = annotated.sig_BxT
+  out.num_BxT[:, off:off + t] = annotated.num_BxT
+  out.target_BxT[:, off:off + t] = annotated.target_BxT
+  eos_B = np.arange(off, batch * width + off, width) + annotated.length_B
+  out.tokens_BxT.ravel()[eos_B] = EOS_ID
+  out.target_BxT.ravel()[eos_B] = True
   return out
 
 
