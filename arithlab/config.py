@@ -104,6 +104,9 @@ def validate(cfg: ml_collections.ConfigDict, *, device_count: int, process_count
   against the tokenizer, the eval grid's axes against the task, and the schedule.
   """
   models.validate(cfg.model)
+  if not cfg.model.causal:
+    raise ValueError("model.causal=False: the loop trains next-token decoders and evaluates them by greedy "
+                     "decoding, which an encoder would solve by looking ahead; set model.causal=True")
   data = pipeline.build(cfg.data)
   _positive(cfg, "train", ("steps", "batch_size", "grad_accum", "log_every"))
   _positive(cfg, "train", ("warmup_steps",), minimum=0)

@@ -40,6 +40,7 @@ def test_the_default_and_base_configs_are_valid():
     (lambda c: setattr(c.eval, "lengths", {"len_0": (1, 3), "len_1": (1, 2)}), 1,
      r"checkpoint.best_metric='eval/exact_ood' needs eval cells outside data.train_lengths"),
     (lambda c: c.model.update(norm="batchnorm"), 1, r"model.norm='batchnorm' unknown"),
+    (lambda c: c.model.update(causal=False), 1, r"model.causal=False: .* set model.causal=True"),
     (lambda c: c.data.update(loss="most"), 1, r"data.loss 'most' unknown"),
 ])
 def test_bad_configs_name_the_field(change, devices, message):

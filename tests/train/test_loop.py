@@ -82,6 +82,8 @@ def free_port() -> int:
 
 
 def test_two_processes_agree_with_one(tmp_path):
+  # No shared compilation cache (conftest.py) here: the two ranks would load each other's executables.
+  env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
   cfg = smoke_config()
   cfg.data.num_shards = 2
   cfg.train.steps = 4
@@ -91,7 +93,7 @@ def test_two_processes_agree_with_one(tmp_path):
       [sys.executable, "-m", "arithlab.main", "--config=experiments/quickstart.py:smoke", f"--workdir={multi}",
        "--config.data.num_shards=2", "--config.train.steps=4", f"--coordinator_address=localhost:{port}",
        "--num_processes=2", f"--process_id={i}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      text=True, env=dict(os.environ, JAX_PLATFORMS="cpu")) for i in range(2)]
+      text=True, env=dict(env, JAX_PLATFORMS="cpu")) for i in range(2)]
   loop.train(cfg, single)
   for proc in procs:
     _, err = proc.communicate(timeout=300)

@@ -59,9 +59,9 @@ def test_2x2x2_mesh_matches_one_device():
   assert one[-1] < one[0]  # it trains
 
 
-def tiny(accum: int = 1, dropout: float = 0.0):
+def tiny(accum: int = 1, dropout: float = 0.0, dtype: str = "float32"):
   cfg = config.default_config()
-  cfg.model.update(layers=1, d_model=16, heads=2, d_ff=32, vocab_size=16, max_len=32, dropout=dropout)
+  cfg.model.update(layers=1, d_model=16, heads=2, d_ff=32, vocab_size=16, max_len=32, dropout=dropout, dtype=dtype)
   cfg.train.update(steps=10, warmup_steps=0, lr=1e-2, grad_accum=accum)
   device_mesh = mesh.make_mesh(cfg.mesh)
   tx = optim.make_optimizer(cfg.train)
@@ -91,9 +91,13 @@ def test_grad_accumulation_matches_the_full_batch():
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_metrics_and_counters():
-  state, train_step = tiny(dropout=0.1)
+def test_metrics_counters_and_bf16_compute_with_fp32_master_weights():
+  state, train_step = tiny(dropout=0.1, dtype="bfloat16")
+  before = jax.tree.map(np.asarray, state["params"])
   state, metrics = train_step(state, batch())
+  assert all(p.dtype == np.float32 for p in jax.tree.leaves(state["params"]))
+  assert all(m.dtype == np.float32 for m in jax.tree.leaves(state["opt_state"]) if m.ndim)
+  assert any(np.any(a != b) for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state["params"])))
   assert int(state["step"]) == 1
   np.testing.assert_allclose(metrics["lr"], 1e-2)  # no warmup: the peak at step 0
   assert float(metrics["tokens"]) == 8 * 9  # non-PAD inputs tokens[:, :-1]
