@@ -6,7 +6,9 @@ Lee et al.'s reversed format (`$128+367=594$`, answer digits least-significant f
 token per character, sequential position IDs, 2 layers of width 128, answer-only loss,
 trained on 1-3-digit operands and evaluated on the 1..4 x 1..4 length grid (the 4-digit
 row and column are out of distribution). Held-out in-distribution cells reach >= 99% exact
-match. `:smoke` shrinks everything to a few steps (for tests).
+match: seeds 0, 1, 2 gave 100.0% at step 3000 (88.0/51.0/63.0% at 1000, 98.9/97.2/99.9% at
+2000); the 4-digit cells stay at 0% (RoPE on sequential positions does not extrapolate).
+About 390 s of CPU time on 2 cores. `:smoke` shrinks everything to a few steps (for tests).
 """
 
 import ml_collections

@@ -33,9 +33,10 @@ Grid = dict[tuple[int, ...], dict[str, np.ndarray]]
 
 
 def eval_grid(cfg: ml_collections.ConfigDict) -> Grid:
-  """The evaluation cells: the frozen TFDS set at eval.tfds_dir, or sampled from eval.lengths."""
+  """The evaluation cells: the frozen TFDS set at eval.tfds_dir (written for a data config that
+  matches cfg.data, else ValueError), or sampled from eval.lengths."""
   if cfg.eval.tfds_dir:
-    return tfds_eval.read_eval_set(cfg.eval.tfds_dir)
+    return tfds_eval.read_eval_set(cfg.eval.tfds_dir, cfg.data)
   return pipeline.eval_grid(cfg.data, grid_lib.cells(config_lib.eval_ranges(cfg)), cfg.eval.n_per_cell,
                             seed=cfg.eval.seed)
 

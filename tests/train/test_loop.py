@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from arithlab.train import checkpoint, loop, mesh, metrics, optim, step
+from data_gen import tfds_eval
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -107,3 +108,15 @@ def test_two_processes_agree_with_one(tmp_path):
       np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
   for x, y in zip(jax.tree.leaves(final_state(cfg, single)), jax.tree.leaves(final_state(cfg, multi))):
     np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-5, atol=1e-6)
+
+
+def test_frozen_tfds_eval_set_replaces_the_sampled_grid(tmp_path):
+  cfg = smoke_config()
+  sampled = loop.eval_grid(cfg)
+  tfds_eval.write_eval_set(cfg.data, list(sampled), cfg.eval.n_per_cell, str(tmp_path), seed=cfg.eval.seed)
+  cfg.eval.tfds_dir = str(tmp_path)
+  frozen = loop.eval_grid(cfg)
+  assert list(frozen) == list(sampled)
+  for cell in sampled:
+    for key, value in sampled[cell].items():
+      np.testing.assert_array_equal(frozen[cell][key], value)
