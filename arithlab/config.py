@@ -132,6 +132,9 @@ def validate(cfg: ml_collections.ConfigDict, *, device_count: int, process_count
   if cfg.model.vocab_size < vocab:
     raise ValueError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the vocabulary of tokenizer "
                      f"{cfg.data.tokenizer!r} ({vocab} ids): set model.vocab_size={vocab}")
+  if cfg.checkpoint.best_metric not in SUMMARY_KEYS:
+    raise ValueError(f"checkpoint.best_metric={cfg.checkpoint.best_metric!r} unknown; choose one of: "
+                     f"{', '.join(SUMMARY_KEYS)}")
   ranges = eval_ranges(cfg)
   if cfg.checkpoint.keep_best and not cfg.eval.tfds_dir:
     inside = [grid.in_box(cell, data.sources[0].ranges) for cell in grid.cells(ranges)]
@@ -140,6 +143,3 @@ def validate(cfg: ml_collections.ConfigDict, *, device_count: int, process_count
       raise ValueError(f"checkpoint.best_metric={cfg.checkpoint.best_metric!r} needs eval cells "
                        f"{'outside' if region == 'ood' else 'inside'} data.train_lengths, and eval.lengths="
                        f"{dict(cfg.eval.lengths)} has none: widen eval.lengths or choose another best_metric")
-  if cfg.checkpoint.best_metric not in SUMMARY_KEYS:
-    raise ValueError(f"checkpoint.best_metric={cfg.checkpoint.best_metric!r} unknown; choose one of: "
-                     f"{', '.join(SUMMARY_KEYS)}")

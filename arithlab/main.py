@@ -13,9 +13,12 @@ from ml_collections import config_flags
 
 from arithlab.train import loop
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file, e.g. experiments/quickstart.py:smoke")
-_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (config, metrics, checkpoints, eval); resumed if it holds checkpoints")
-_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "call jax.distributed.initialize (implied by --coordinator_address)")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "experiment config file, e.g. experiments/quickstart.py:smoke")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "run directory (config, metrics, checkpoints, eval); resumed if it holds checkpoints")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "call jax.distributed.initialize (implied by --coordinator_address)")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 for jax.distributed")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "number of processes for jax.distributed")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index for jax.distributed")

@@ -214,8 +214,8 @@ def save(result: GridResult, eval_dir: str, title: str = "") -> str:
   """Writes grid_<step>.npz, .json and .png under eval_dir; returns the path prefix."""
   os.makedirs(eval_dir, exist_ok=True)
   prefix = os.path.join(eval_dir, f"grid_{result.step:07d}")
-  np.savez(prefix + ".npz", axes=np.array(result.axes), cells=np.array(result.cells), exact=result.exact_C, digit=result.digit_C,
-           count=result.count_C, in_box=result.in_box_C, train_ranges=np.array(result.train_ranges),
+  np.savez(prefix + ".npz", axes=np.array(result.axes), cells=np.array(result.cells), exact=result.exact_C,
+           digit=result.digit_C, count=result.count_C, in_box=result.in_box_C, train_ranges=np.array(result.train_ranges),
            step=result.step)
   with open(prefix + ".json", "w") as f:
     json.dump({"step": result.step, "axes": result.axes, "train_ranges": result.train_ranges, **result.summary(),

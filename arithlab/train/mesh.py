@@ -70,12 +70,14 @@ def variable_shardings(state: nnx.State, mesh: Mesh, rules: Any) -> dict:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+  """The same full copy on every device (scalars, RNG counters, metrics)."""
   return NamedSharding(mesh, PartitionSpec())
 
 
 def batch_sharding(mesh: Mesh, rules: Any, ndim: int) -> NamedSharding:
   """Sharding of a [B, ...] batch array with `ndim` dims: B over the data-parallel axes, the rest replicated."""
-  return NamedSharding(mesh, PartitionSpec(*logical_to_spec(("batch",), rules, mesh.axis_names), *([None] * (ndim - 1))))
+  batch_spec = logical_to_spec(("batch",), rules, mesh.axis_names)
+  return NamedSharding(mesh, PartitionSpec(*batch_spec, *([None] * (ndim - 1))))
 
 
 def process_rows(mesh: Mesh, rules: Any, global_batch: int) -> tuple[int, int]:
