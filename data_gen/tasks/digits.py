@@ -139,14 +139,21 @@ def _carry_width(w: int) -> int:
 
 def _carry(columns_NxC: np.ndarray, w: int) -> np.ndarray:
   """`normalize` of uint8 columns (each <= 18) in a zero-padded buffer of `_carry_width(w)`
-  columns, which it overwrites: int8 [N, w] (a view of the buffer)."""
-  word_NxK = columns_NxC.view("<u8")
-  carry = np.zeros(len(columns_NxC), np.uint64)
-  for k in range(word_NxK.shape[1]):
-    biased = word_NxK[:, k] + np.uint64(0xF6F6F6F6F6F6F6F6)  # 246 = 256 - 10 in every byte
-    total = biased + carry
-    carry = ((biased < word_NxK[:, k]) | (total < biased)).astype(np.uint64)
-    word_NxK[:, k] = total
+  columns, which it overwrites: int8 [N, w] (a view of the buffer).
+
+  The words of all rows are one flat array: a word's carry goes to the next word, and the top
+  word of a row (whose spare byte absorbs any carry) never carries into the next row's. A
+  carry that overflows a word again (all its bytes 255) is passed on in another round.
+  """
+  word_M = columns_NxC.view("<u8").reshape(-1)
+  total_M = word_M + np.uint64(0xF6F6F6F6F6F6F6F6)  # 246 = 256 - 10 in every byte
+  carry_M = total_M < word_M
+  while carry_M.any():
+    receives = total_M[1:]
+    before = receives.copy()
+    receives += carry_M[:-1]
+    carry_M = np.concatenate([[False], receives < before])
+  word_M[:] = total_M
   if np.any(columns_NxC[:, w] != 246):
     raise ValueError(f"normalize: the top column carries; widen the digit array beyond {w} columns")
   np.minimum(columns_NxC, columns_NxC + np.uint8(10), out=columns_NxC)  # uint8: digit + 246 + 10 wraps
@@ -179,8 +186,8 @@ def add(numbers: tuple[Number, ...]) -> Number:
   # The sum has at least the longest operand's length m, so only its digits at m .. m +
   # extra - 1 can lengthen it.
   m_B = functools.reduce(np.maximum, [n.length_B for n in numbers])
-  beyond = np.take_along_axis(digits, m_B[:, None] + np.arange(extra), axis=1)
-  length = m_B + number_length(beyond) * beyond.any(axis=1)
+  beyond = np.take_along_axis(digits, m_B[:, None] + np.arange(extra), axis=1) != 0
+  length = m_B + (beyond * np.arange(1, extra + 1)).max(axis=1)  # 1 + the highest nonzero one
   return Number(digits[:, : int(length.max())], length.astype(np.int32))
 
 
