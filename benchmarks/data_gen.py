@@ -1,10 +1,15 @@
 """Data-generation throughput: the whole pipeline (`sample_batch`) beside a lean Python reference.
 
-  python -m benchmarks.data_gen            # the table (about a minute), from the repo root
-  python -m benchmarks.data_gen --profile  # plus where the time goes, per function
+  python -m benchmarks.data_gen                   # the table (about a minute), from the repo root
+  python -m benchmarks.data_gen --default-malloc  # the same with glibc's default heap trimming
+  python -m benchmarks.data_gen --profile         # plus where the time goes, per function
 
 One core: thread pools are limited to 1 before NumPy is imported and the process is pinned
-to one CPU. Each workload runs batch 1024 through `pipeline.sample_built` (lengths,
+to one CPU. Unless --default-malloc, glibc is told (mallopt) to keep freed memory instead of
+returning it to the kernel after every call: by default every batch's arrays of a few hundred
+KiB land in freshly mapped pages, and the page faults cost about as much as building them.
+A process-wide setting like this belongs in entry points (this script, a training main),
+never in library code; it speeds up the reference too. Each workload runs batch 1024 through `pipeline.sample_built` (lengths,
 problems, hash split, format, tokenizer, BOS/EOS, position IDs, loss mask, padding), a new
 step per call, and through a per-example Python reference written here (random ints, str,
 reversal, dict lookup, writing the same padded tokens / positions / loss-mask arrays),
@@ -25,6 +30,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
+import ctypes  # noqa: E402
+import ctypes.util  # noqa: E402
 import platform  # noqa: E402
 import pstats  # noqa: E402
 import random  # noqa: E402
@@ -62,10 +69,14 @@ def _number(rng: random.Random, digits: int) -> int:
   return rng.randint(10 ** (digits - 1), 10**digits - 1)
 
 
-def reversed_addition_row(rng: random.Random) -> tuple[str, int]:
-  a, b = _number(rng, 20), _number(rng, 20)
+def reversed_addition_row(rng: random.Random, len_a: int = 20, len_b: int = 20) -> tuple[str, int]:
+  a, b = _number(rng, len_a), _number(rng, len_b)
   prompt = f"${a}+{b}="
   return prompt + str(a + b)[::-1] + "$", len(prompt)
+
+
+def mixed_lengths_row(rng: random.Random) -> tuple[str, int]:
+  return reversed_addition_row(rng, rng.randint(1, 20), rng.randint(1, 20))
 
 
 def scratchpad_row(rng: random.Random) -> tuple[str, int]:
@@ -108,6 +119,8 @@ WORKLOADS = (
     ("20-digit addition, reverse_answer+dollar",
      config("addition", "reverse_answer+dollar", {"len_0": (20, 20), "len_1": (20, 20)}),
      reversed_addition_row, 72),
+    ("1..20-digit addition (lengths drawn per row), reverse_answer+dollar",
+     config("addition", "reverse_answer+dollar", {"len_0": (1, 20), "len_1": (1, 20)}), mixed_lengths_row, 72),
     ("20-digit addition, scratchpad_simple",
      config("addition", "scratchpad_simple", {"len_0": (20, 20), "len_1": (20, 20)}), scratchpad_row, 328),
     ("20x20 multiplication, reverse_answer+dollar",
@@ -161,14 +174,30 @@ def profile(cfg, calls: int = 200) -> None:
   pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"data_gen[/\\](?!registry)", 20)
 
 
+def keep_freed_memory() -> bool:
+  """Asks glibc (mallopt) to serve every allocation from its heap and never to give freed
+  memory back to the kernel, so that arrays reuse already mapped pages. For entry points only
+  (it changes the whole process); False where glibc is not there."""
+  path = ctypes.util.find_library("c")
+  libc = ctypes.CDLL(path) if path else None
+  if libc is None or not hasattr(libc, "mallopt"):
+    return False
+  m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+  return all(libc.mallopt(option, value) == 1 for option, value in (
+      (m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30), (m_top_pad, 64 << 20)))
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--profile", action="store_true", help="also profile each pipeline workload")
+  parser.add_argument("--default-malloc", action="store_true",
+                      help="leave glibc's heap trimming as it is (every batch then page-faults)")
   args = parser.parse_args()
+  malloc = "default malloc" if args.default_malloc or not keep_freed_memory() else "malloc keeps freed memory"
   if hasattr(os, "sched_setaffinity"):
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
   print(f"# {time.strftime('%Y-%m-%d')}  {platform.processor() or platform.machine()}  "
-        f"python {platform.python_version()}  numpy {np.__version__}  batch {BATCH}, one core")
+        f"python {platform.python_version()}  numpy {np.__version__}  batch {BATCH}, one core, {malloc}")
   print(f"| workload | pipeline ex/s | pipeline tok/s | reference ex/s | reference tok/s | speed-up |")
   print("|---|---:|---:|---:|---:|---:|")
   for name, cfg, row, width in WORKLOADS:
