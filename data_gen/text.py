@@ -23,7 +23,7 @@ offsets and scatters: no per-character broadcast comparisons and few large tempo
 
 import dataclasses
 import itertools
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -154,9 +154,50 @@ class Problem:
         operand_count_B=count(self.operand_count_B), answer_count_B=count(self.answer_count_B))
 
 
-@dataclasses.dataclass(frozen=True)
-class Text:
-  """A batch of annotated ASCII strings, right-padded with PAD_CHAR.
+class Annotated:
+  """Frozen arrays whose `sig_BxT` and `num_BxT` may be computed when first read (the base of
+  `Text` and `tokenizers.TokenBatch`).
+
+  A batch made with `deferred` holds a function that returns (sig_BxT, num_BxT); it is called
+  once, on the first read of either. Training on sequential positions with one token per
+  character never reads them, so the formats' fast path (`assemble_slots`) and the framing of
+  token batches defer them.
+  """
+
+  __slots__ = ()
+
+  def _store(self, annotations, **fields) -> None:
+    for name, value in fields.items():
+      object.__setattr__(self, name, value)
+    object.__setattr__(self, "_annotations", annotations)
+
+  @classmethod
+  def deferred(cls, annotate: Callable[[], tuple[np.ndarray, np.ndarray]], **fields):
+    """A batch of `fields` (every field but sig_BxT and num_BxT) whose (sig_BxT, num_BxT)
+    are annotate()."""
+    out = cls.__new__(cls)
+    out._store(annotate, **fields)
+    return out
+
+  @property
+  def sig_BxT(self) -> np.ndarray:
+    return self._resolved()[0]
+
+  @property
+  def num_BxT(self) -> np.ndarray:
+    return self._resolved()[1]
+
+  def _resolved(self) -> tuple[np.ndarray, np.ndarray]:
+    if callable(self._annotations):
+      object.__setattr__(self, "_annotations", self._annotations())
+    return self._annotations
+
+  def __setattr__(self, name, value):
+    raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+class Text(Annotated):
+  """A batch of annotated ASCII strings, right-padded with PAD_CHAR (frozen).
 
   chars_BxT: uint8 character codes.
   sig_BxT: int16 significance of a digit within its number (0 = units digit, also for
@@ -165,13 +206,14 @@ class Text:
     writes numbers (operands, then answers); -1 for characters outside numbers.
   target_BxT: bool, True on the characters the model must produce (the answer part).
   length_B: int32 characters in each row.
+  sig_BxT and num_BxT may be computed when first read (see `Annotated`).
   """
 
-  chars_BxT: np.ndarray
-  sig_BxT: np.ndarray
-  num_BxT: np.ndarray
-  target_BxT: np.ndarray
-  length_B: np.ndarray
+  __slots__ = ("chars_BxT", "target_BxT", "length_B", "_annotations")
+
+  def __init__(self, chars_BxT: np.ndarray, sig_BxT: np.ndarray, num_BxT: np.ndarray, target_BxT: np.ndarray,
+               length_B: np.ndarray):
+    self._store((sig_BxT, num_BxT), chars_BxT=chars_BxT, target_BxT=target_BxT, length_B=length_B)
 
   @property
   def batch(self) -> int:
@@ -211,17 +253,14 @@ def records_text(records_BxT: np.ndarray, length_B: np.ndarray) -> Text:
   """Unpacks records (int64 [B, T], PAD_RECORD beyond each row's length) into a Text.
 
   Each field is a strided little-endian view of the records copied out once (the fields of
-  RECORD sit at byte offsets 0, 1, 2 and 4).
+  RECORD sit at byte offsets 0, 1, 2 and 4); sig and num when first read.
   """
   packed = np.ascontiguousarray(records_BxT, "<i8")
   as_bytes, as_int16 = packed.view("u1"), packed.view("<i2")
-  return Text(
-      chars_BxT=np.ascontiguousarray(as_bytes[..., 0::8]),
-      sig_BxT=as_int16[..., 1::4].astype(np.int16),
-      num_BxT=as_int16[..., 2::4].astype(np.int16),
-      target_BxT=np.ascontiguousarray(as_bytes[..., 1::8]).view(bool),
-      length_B=length_B.astype(np.int32),
-  )
+  return Text.deferred(lambda: (as_int16[..., 1::4].astype(np.int16), as_int16[..., 2::4].astype(np.int16)),
+                       chars_BxT=np.ascontiguousarray(as_bytes[..., 0::8]),
+                       target_BxT=np.ascontiguousarray(as_bytes[..., 1::8]).view(bool),
+                       length_B=length_B.astype(np.int32))
 
 
 def _position_table(max_length: int, width: int, *, reverse: bool) -> np.ndarray:
@@ -549,14 +588,21 @@ def assemble_slots(slots: Sequence[Slot]) -> Text:
     packed[:, columns:] = PAD_CHAR
     valid[:, columns:] = prefix_mask(t - total_B, pad)
     chars_BxT[:, p:] = packed[valid].reshape(batch, t - p)
-  sig_TxB = np.full((t, batch), -1, np.int16)
-  num_TxB = np.full((t, batch), -1, np.int16)
-  for s, start in zip(slots, starts):
-    if s.num >= 0:
-      _add_digit_annotations(sig_TxB, num_TxB, s, start, same(s.length_B))
   first_target = next((start for s, start in zip(slots, starts) if s.target), total_B)
   target_BxT = prefix_mask(total_B, t) & ~prefix_mask(np.broadcast_to(first_target, (batch,)), t)
-  return Text(chars_BxT, sig_TxB.T, num_TxB.T, target_BxT, total_B)
+  runs = [(s, start, same(s.length_B)) for s, start in zip(slots, starts) if s.num >= 0]
+  return Text.deferred(lambda: _digit_annotations(runs, t, batch), chars_BxT=chars_BxT, target_BxT=target_BxT,
+                       length_B=total_B)
+
+
+def _digit_annotations(runs, t: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
+  """(sig, num) of the digit runs (slot, start, length) of `assemble_slots`: int16 [B, T] each,
+  transposes of [T, B] arrays."""
+  sig_TxB = np.full((t, batch), -1, np.int16)
+  num_TxB = np.full((t, batch), -1, np.int16)
+  for s, start, length in runs:
+    _add_digit_annotations(sig_TxB, num_TxB, s, start, length)
+  return sig_TxB.T, num_TxB.T
 
 
 def _add_digit_annotations(sig_TxB: np.ndarray, num_TxB: np.ndarray, s: Slot, start, length) -> None:

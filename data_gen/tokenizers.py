@@ -31,12 +31,10 @@ BOS/EOS and task-prefix tokens are not part of the text: `with_bos_eos(tb, task_
 them (BOS, optional <task:i>, the text, EOS).
 """
 
-import dataclasses
-
 import numpy as np
 
 from data_gen.registry import Registry
-from data_gen.text import PAD_CHAR, Text
+from data_gen.text import PAD_CHAR, Annotated, Text
 
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 NUM_TASKS = 8
@@ -50,9 +48,8 @@ _SPACE_ID, _NEWLINE_ID = NUM_SPECIAL + CHARS.index(" "), NUM_SPECIAL + CHARS.ind
 TOKENIZERS = Registry("tokenizer")
 
 
-@dataclasses.dataclass(frozen=True)
-class TokenBatch:
-  """A batch of token sequences, right-padded with PAD_ID, with token-level annotations.
+class TokenBatch(Annotated):
+  """A batch of token sequences, right-padded with PAD_ID, with token-level annotations (frozen).
 
   tokens_BxT: int32 token ids (PAD_ID = 0 beyond each row's length).
   sig_BxT: int16 significance of the token's least-significant digit within its number
@@ -62,14 +59,15 @@ class TokenBatch:
     separator carries its number's index); -1 outside numbers.
   target_BxT: bool, True on tokens the model must produce (the answer part, EOS).
   length_B: int32 tokens in each row.
-  Arrays may share memory with the encoded `Text`; treat them as read-only.
+  sig_BxT and num_BxT may be computed when first read (see `text.Annotated`). Arrays may
+  share memory with the encoded `Text`; treat them as read-only.
   """
 
-  tokens_BxT: np.ndarray
-  sig_BxT: np.ndarray
-  num_BxT: np.ndarray
-  target_BxT: np.ndarray
-  length_B: np.ndarray
+  __slots__ = ("tokens_BxT", "target_BxT", "length_B", "_annotations")
+
+  def __init__(self, tokens_BxT: np.ndarray, sig_BxT: np.ndarray, num_BxT: np.ndarray, target_BxT: np.ndarray,
+               length_B: np.ndarray):
+    self._store((sig_BxT, num_BxT), tokens_BxT=tokens_BxT, target_BxT=target_BxT, length_B=length_B)
 
   @property
   def batch(self) -> int:
@@ -152,7 +150,8 @@ class Tokenizer:
   def _encode_chars(self, text: Text) -> TokenBatch:
     self._check_padding(text)
     tokens = self._char_ids(text.chars_BxT).astype(np.int32)
-    return TokenBatch(tokens, text.sig_BxT, text.num_BxT, text.target_BxT, text.length_B)
+    return TokenBatch.deferred(lambda: (text.sig_BxT, text.num_BxT), tokens_BxT=tokens, target_BxT=text.target_BxT,
+                               length_B=text.length_B)
 
   def _encode_chunks(self, text: Text) -> TokenBatch:
     """Cuts all runs at once from their flat start indices and lengths (no per-row loop)."""
@@ -269,28 +268,29 @@ def _frame(tokens_BxT: np.ndarray, annotated: TokenBatch | Text, task_B, bucket:
   batch, t = tokens_BxT.shape
   off = 1 if task_B is None else 2
   width = -(-(t + off + 1) // bucket) * bucket
-  out = TokenBatch(
-      tokens_BxT=np.zeros((batch, width), np.int32),
-      sig_BxT=np.full((width, batch), -1, np.int16).T,
-      num_BxT=np.full((width, batch), -1, np.int16).T,
-      target_BxT=np.zeros((batch, width), bool),
-      length_B=(annotated.length_B + off + 1).astype(np.int32),
-  )
-  out.tokens_BxT[:, 0] = BOS_ID
+  tokens = np.zeros((batch, width), np.int32)
+  target = np.zeros((batch, width), bool)
+  tokens[:, 0] = BOS_ID
   if task_B is not None:
     task_B = np.broadcast_to(np.asarray(task_B), (batch,))
     if np.any((task_B < 0) | (task_B >= NUM_TASKS)):
       raise ValueError(f"task index {int(task_B[(task_B < 0) | (task_B >= NUM_TASKS)][0])} "
                        f"is outside [0, {NUM_TASKS}): the vocabulary has {NUM_TASKS} task tokens")
-    out.tokens_BxT[:, 1] = TASK_ID0 + task_B
-  out.tokens_BxT[:, off:off + t] = tokens_BxT
-  out.sig_BxT[:, off:off + t] = annotated.sig_BxT
-  out.num_BxT[:, off:off + t] = annotated.num_BxT
-  out.target_BxT[:, off:off + t] = annotated.target_BxT
+    tokens[:, 1] = TASK_ID0 + task_B
+  tokens[:, off:off + t] = tokens_BxT
+  target[:, off:off + t] = annotated.target_BxT
   eos_B = np.arange(off, batch * width + off, width) + annotated.length_B
-  out.tokens_BxT.ravel()[eos_B] = EOS_ID
-  out.target_BxT.ravel()[eos_B] = True
-  return out
+  tokens.ravel()[eos_B] = EOS_ID
+  target.ravel()[eos_B] = True
+
+  def annotations() -> tuple[np.ndarray, np.ndarray]:
+    framed = np.full((2, width, batch), -1, np.int16)  # sig, num, batch-minor
+    framed[0, off:off + t] = annotated.sig_BxT.T
+    framed[1, off:off + t] = annotated.num_BxT.T
+    return framed[0].T, framed[1].T
+
+  return TokenBatch.deferred(annotations, tokens_BxT=tokens, target_BxT=target,
+                             length_B=(annotated.length_B + off + 1).astype(np.int32))
 
 
 def _register(tokenizer: Tokenizer) -> None:

@@ -4,9 +4,9 @@ from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 
-from data_gen.text import (DROP, RECORD, Number, Problem, Text, assemble, choice_piece, concat, const_text,
-                           digits_piece, literal_piece, number_piece, number_text, record, records_text,
-                           repeat_piece, text_records, when)
+from data_gen.text import (DROP, RECORD, Number, Problem, Text, assemble, assemble_slots, choice_piece, concat,
+                           const_text, digits_piece, literal_piece, literal_slot, number_piece, number_slot,
+                           number_text, record, records_text, repeat_piece, text_records, when)
 
 
 def test_number_round_trips_python_ints():
@@ -129,3 +129,31 @@ def test_assembled_numbers_read_back_from_annotations(rows, reverse):
       on = text.num_BxT[b] == k
       digits = {int(s): int(chr(c)) for s, c in zip(text.sig_BxT[b][on], text.chars_BxT[b][on])}
       assert sum(d * 10**s for s, d in digits.items()) == columns[k][b]
+
+
+def test_deferred_annotations_are_computed_once_on_first_read():
+  calls = []
+  sig, num = np.array([[0, -1]], np.int16), np.array([[0, -1]], np.int16)
+  text = Text.deferred(lambda: calls.append(1) or (sig, num), chars_BxT=np.array([[ord("5"), ord("+")]], np.uint8),
+                       target_BxT=np.zeros((1, 2), bool), length_B=np.array([2], np.int32))
+  assert calls == [] and text.strings() == ["5+"]
+  assert text.num_BxT is num and text.sig_BxT is sig and calls == [1]
+  with pytest.raises(AttributeError):
+    text.chars_BxT = None
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**25), st.integers(0, 10**25)), min_size=1, max_size=4),
+       st.booleans(), st.booleans(), st.sampled_from([None, "pad", 27]))
+def test_slots_write_what_pieces_write(rows, reverse, hints, pad):
+  """The fast path (`assemble_slots`) and the general one (`assemble`) agree on every field."""
+  a, b = (Number.from_ints(column) for column in zip(*rows))
+  width = None if pad is None else np.maximum(a.length_B, b.length_B) if pad == "pad" else pad
+  letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if hints else ""
+  slots = [literal_slot("$"), number_slot(a, 0, reverse=reverse, width=width, hints=letters), literal_slot("+"),
+           number_slot(b, 1, width=width, hints=letters), literal_slot("=", target=True)]
+  pieces = [literal_piece("$"), number_piece(a, 0, reverse=reverse, width=width, hints=letters), literal_piece("+"),
+            number_piece(b, 1, width=width, hints=letters), literal_piece("=", target=True)]
+  fast, general = assemble_slots(slots), assemble(pieces)
+  for field in ("chars_BxT", "sig_BxT", "num_BxT", "target_BxT", "length_B"):
+    np.testing.assert_array_equal(getattr(fast, field), getattr(general, field), err_msg=field)
