@@ -54,6 +54,7 @@ Rules:
 import numpy as np
 
 from data_gen.registry import Registry
+from data_gen.text import prefix_rows
 from data_gen.tokenizers import NUM_SPECIAL, TokenBatch
 
 POSITIONS = Registry("position rule")
@@ -65,10 +66,9 @@ def _masked(ids_BxT: np.ndarray, valid_BxT: np.ndarray) -> np.ndarray:
 
 @POSITIONS.register("sequential")
 def sequential(tb: TokenBatch, rng: np.random.Generator, *, train: bool) -> np.ndarray:
-  """int32 [B, T]: 0, 1, 2, ... along each row; 0 at padding (rows of a small table)."""
+  """int32 [B, T]: 0, 1, 2, ... along each row; 0 at padding."""
   del rng, train
-  t = tb.tokens_BxT.shape[1]
-  return (np.tri(t + 1, t, -1, np.int32) * np.arange(t, dtype=np.int32))[tb.length_B]
+  return prefix_rows(tb.length_B, np.arange(tb.tokens_BxT.shape[1], dtype=np.int32))
 
 
 def _digits(tb: TokenBatch) -> np.ndarray:

@@ -543,8 +543,17 @@ def number_slot(number: Number, index: int, *, reverse: bool = False, width: int
 
 
 def prefix_mask(length_B: np.ndarray, width: int) -> np.ndarray:
-  """bool [B, width]: True in the first length_B[b] columns of row b (rows of a small table)."""
-  return np.tri(width + 1, width, -1, bool)[length_B]
+  """bool [B, width]: True in the first length_B[b] columns of row b."""
+  return prefix_rows(length_B, np.ones(width, bool))
+
+
+def prefix_rows(length_B: np.ndarray, row_W: np.ndarray) -> np.ndarray:
+  """[B, W] of row_W's dtype: row b holds row_W[:length_B[b]], then zeros (for a batch larger
+  than W, rows of a [W + 1, W] table: cheaper than comparing row by row)."""
+  width = len(row_W)
+  if width < len(length_B):
+    return (np.tri(width + 1, width, -1, row_W.dtype) * row_W)[length_B]
+  return np.where(np.arange(width) < length_B[:, None], row_W, row_W.dtype.type(0))
 
 
 def assemble_slots(slots: Sequence[Slot]) -> Text:
