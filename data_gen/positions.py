@@ -48,13 +48,14 @@ Rules:
               of {0..L-1}, drawn per example (their code draws one subset per batch for
               equal-length sequences). At test the IDs are randomized too, as the authors do,
               from np.random.default_rng(test_seed), so evaluation is reproducible whatever
-              rng the caller passes.
+              rng the caller passes; a row then draws for its prompt plus the batch's longest
+              answer, so that its IDs do not reveal its answer's length.
 """
 
 import numpy as np
 
 from data_gen.registry import Registry
-from data_gen.text import prefix_rows
+from data_gen.text import prefix_mask, prefix_rows
 from data_gen.tokenizers import NUM_SPECIAL, TokenBatch
 
 POSITIONS = Registry("position rule")
@@ -202,11 +203,21 @@ def sorted_subsets(rng: np.random.Generator, size_B: np.ndarray, width: int, L: 
 @POSITIONS.register("randomized")
 def randomized(tb: TokenBatch, rng: np.random.Generator, *, train: bool, L: int = 2048,
                test_seed: int = 0) -> np.ndarray:
-  """int32 [B, T]: sorted random subsets of {0..L-1} for the valid tokens (see module doc)."""
-  longest = int(tb.length_B.max(initial=0))
+  """int32 [B, T]: sorted random subsets of {0..L-1} for the valid tokens (see module doc).
+
+  At test time a row draws for its prompt plus the longest answer (target suffix) of the
+  batch and keeps the first IDs it needs, so that no ID depends on the row's own answer
+  length: the answer slots a decoder fills get the same IDs whatever the answer.
+  """
+  batch, t = tb.tokens_BxT.shape
+  size_B = tb.length_B.astype(np.int64)
+  if not train:
+    rng = np.random.default_rng(test_seed)
+    prompt_B = size_B - np.count_nonzero(tb.target_BxT, axis=1)
+    size_B = prompt_B + int((size_B - prompt_B).max(initial=0))
+  longest = int(size_B.max(initial=0))
   if L < longest:
     raise ValueError(f"randomized positions: L={L} is smaller than a sequence of {longest} "
                      f"tokens; set L >= {longest}")
-  if not train:
-    rng = np.random.default_rng(test_seed)
-  return sorted_subsets(rng, tb.length_B.astype(np.int64), tb.tokens_BxT.shape[1], L)
+  ids = sorted_subsets(rng, size_B, max(t, longest), L)[:, :t]
+  return ids if train else np.where(prefix_mask(tb.length_B, t), ids, 0)  # test: 0 beyond the row

@@ -344,9 +344,10 @@ def digits_piece(digits_BxNxW: np.ndarray, length_BxN: np.ndarray, *, index_BxN=
   table = _position_table(max_length, w, reverse=reverse)  # row = length
   units = [records]
   if hints:
-    if w > len(hints):
-      raise ValueError(f"index hints cover numbers of at most {len(hints)} digits; got {w} digits")
-    units.insert(0, np.broadcast_to(np.array([record(h, target=target) for h in hints[:w]]), records.shape))
+    if max_length > len(hints):
+      raise ValueError(f"index hints cover numbers of at most {len(hints)} digits; got {max_length} digits")
+    letters = hints[:w].ljust(w, "?")  # columns beyond every length are never written
+    units.insert(0, np.broadcast_to(np.array([record(h, target=target) for h in letters]), records.shape))
   if between:
     units.append(np.full(records.shape, record(between, target=target)))
   stride = len(units)

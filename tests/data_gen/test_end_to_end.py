@@ -61,7 +61,7 @@ def list_case(draw):
   task = draw(st.sampled_from(["sorting", "successor_hint", "predecessor_hint", "count_hint",
                                "counting_successor"]))
   switches = [s for s in LIST_SWITCHES if draw(st.booleans())]
-  cap = MAX_HINTED_DIGITS - 4 if "index_hints" in switches else 200  # counting's digit arrays are wider
+  cap = MAX_HINTED_DIGITS - 1 if "index_hints" in switches else 200  # counting to b = a + count - 1 adds a digit
   low = 2 if task in ("successor_hint", "predecessor_hint") else 1
   count = draw(st.integers(low, 30 if task == "counting_successor" else 10))
   return task, {}, switches, {"count": count, "digits": draw(st.integers(1, cap))}

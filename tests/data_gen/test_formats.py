@@ -437,3 +437,13 @@ def test_list_layouts_match_reference(name, fmt, batch, seed, data):
 
 def test_switch_list_is_documented():
   assert SWITCHES[0] == "plain" and "pad<N>" in SWITCHES
+
+
+def test_index_hint_limit_counts_written_digits():
+  """counting_successor's digit arrays are wider than its numbers: 50-digit counts take hints,
+  a 53-digit number does not."""
+  problem = build("counting_successor").sample(np.random.default_rng(0), np.array([[12, 50], [2, 49]]))
+  spec = parse_format("index_hints+reverse_answer")
+  assert split(render(problem, spec)) == [ref_list(problem, b, spec) for b in range(2)]
+  with pytest.raises(ValueError, match="at most 52 digits; got 53"):
+    render(build("sorting").sample(np.random.default_rng(0), np.array([[2, 53]])), "index_hints")

@@ -238,3 +238,20 @@ def test_randomized_at_test_time_uses_a_fixed_seed():
 def test_randomized_rejects_l_below_the_sequence_length():
   with pytest.raises(ValueError, match="L=10 is smaller than a sequence of 15 tokens"):
     POSITIONS.get("randomized")(coupling_example(), rng(), train=True, L=10)
+
+
+def test_randomized_test_ids_do_not_reveal_the_answer_length():
+  """At test time a row's IDs (prompt and every answer slot it fills) are the same whether its
+  answer is short or long, given the batch's longest answer; training draws for the row's length."""
+  def batch(answers):
+    text = concat([const_text("12+34=", len(answers)),
+                   number_text(Number.from_ints(answers), 2, reverse=True, target=True)])
+    return with_bos_eos(CHAR.encode(text))
+  randomized = POSITIONS.get("randomized")
+  short, long = batch([6, 466, 46]), batch([466, 466, 46])
+  ids_short, ids_long = (randomized(tb, rng(), train=False, L=50) for tb in (short, long))
+  np.testing.assert_array_equal(ids_short[0, :9], ids_long[0, :9])  # BOS, prompt, the first two answer slots
+  assert ids_short[0, 9:].max() == 0 and (np.diff(ids_long[0, :11]) > 0).all()
+  np.testing.assert_array_equal(ids_short[1:], ids_long[1:])
+  train = randomized(long, rng(), train=True, L=50)
+  assert (np.diff(train[0, :11]) > 0).all() and (train[2, long.length_B[2]:] == 0).all()
