@@ -598,8 +598,9 @@ def assemble_slots(slots: Sequence[Slot]) -> Text:
     packed[:, columns:] = PAD_CHAR
     valid[:, columns:] = prefix_mask(t - total_B, pad)
     chars_BxT[:, p:] = packed[valid].reshape(batch, t - p)
-  first_target = next((start for s, start in zip(slots, starts) if s.target), total_B)
-  target_BxT = prefix_mask(total_B, t) & ~prefix_mask(np.broadcast_to(first_target, (batch,)), t)
+  first_target = next((start for s, start in zip(slots, starts) if s.target), t)
+  target_BxT = prefix_mask(total_B, t)
+  target_BxT &= (np.arange(t) >= first_target) if isinstance(first_target, int) else ~prefix_mask(first_target, t)
   runs = [(s, start, same(s.length_B)) for s, start in zip(slots, starts) if s.num >= 0]
   return Text.deferred(lambda: _digit_annotations(runs, t, batch), chars_BxT=chars_BxT, target_BxT=target_BxT,
                        length_B=total_B)

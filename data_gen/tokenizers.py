@@ -127,11 +127,14 @@ class Tokenizer:
     """uint8 ids of characters (uint8, any shape): PAD_ID for PAD_CHAR, else the character's.
 
     The printable characters have consecutive codes and ids, so one uint8 subtraction maps them;
-    newlines and PAD_CHAR are patched where present.
+    PAD_CHAR and newlines (codes below " ") are patched where present.
     """
     ids = chars - np.uint8(ord(" ") - _SPACE_ID)  # uint8 arithmetic: wraps below " "
     unusual = chars - np.uint8(ord(" ")) > np.uint8(ord("~") - ord(" "))
-    if unusual.any():
+    count = np.count_nonzero(unusual)
+    if count and count == chars.size - np.count_nonzero(chars):  # padding only
+      ids *= np.logical_not(unusual).view(np.uint8)
+    elif count:
       newline, pad = chars == ord("\n"), chars == PAD_CHAR
       bad = unusual & ~newline & ~pad
       if bad.any():
