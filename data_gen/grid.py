@@ -50,11 +50,20 @@ def _mix64(x_B: np.ndarray) -> np.ndarray:
   return x_B ^ (x_B >> np.uint64(31))
 
 
-def _weights(k: int, w: int) -> np.ndarray:
+def _weight_table(k: int, w: int) -> np.ndarray:
   """float64 [k, w]: fixed pseudo-random integer weights below 2**32, one per (number, digit
   position), independent of array widths (exact float64 sums up to 2**53)."""
   index = (np.arange(k, dtype=np.uint64)[:, None] << np.uint64(24)) + np.arange(1, w + 1, dtype=np.uint64)
   return (_mix64(index) >> np.uint64(32)).astype(np.float64)
+
+
+_WEIGHTS = _weight_table(64, 256)  # a constant: the weights of the commonest sizes, computed once
+_WEIGHTS.flags.writeable = False
+
+
+def _weights(k: int, w: int) -> np.ndarray:
+  """`_weight_table(k, w)`, sliced from the constant table when it is large enough."""
+  return _WEIGHTS[:k, :w] if k <= _WEIGHTS.shape[0] and w <= _WEIGHTS.shape[1] else _weight_table(k, w)
 
 
 def problem_hash(problem: Problem) -> np.ndarray:

@@ -543,9 +543,16 @@ def number_slot(number: Number, index: int, *, reverse: bool = False, width: int
   return Slot(chars, valid, stride * (w if full else length_B), index, reverse, stride, target)
 
 
+_LOWER = np.tri(257, 256, -1, bool)  # a constant: row L is True in its first L columns
+_LOWER.flags.writeable = False
+
+
 def prefix_mask(length_B: np.ndarray, width: int) -> np.ndarray:
-  """bool [B, width]: True in the first length_B[b] columns of row b."""
-  return prefix_rows(length_B, np.ones(width, bool))
+  """bool [B, width]: True in the first length_B[b] columns of row b (for a batch larger than
+  the width, rows of a triangular table: cheaper than comparing row by row)."""
+  if width < len(length_B) and width < _LOWER.shape[1]:
+    return _LOWER[:width + 1, :width][length_B]
+  return np.arange(width) < length_B[:, None]
 
 
 def prefix_rows(length_B: np.ndarray, row_W: np.ndarray) -> np.ndarray:
