@@ -121,8 +121,9 @@ def _concat(a: Problem, b: Problem) -> Problem:
 
 
 def sample_lengths(rng: np.random.Generator, ranges: Sequence[tuple[int, int]], n: int) -> np.ndarray:
-  """int64 [n, K]: per-example lengths, uniform within each axis's inclusive (min, max)."""
-  return np.stack([rng.integers(lo, hi + 1, n) for lo, hi in ranges], axis=1)
+  """int64 [n, K]: per-example lengths, uniform within each axis's inclusive (min, max) (an
+  axis with min = max draws nothing)."""
+  return np.stack([np.full(n, lo) if lo == hi else rng.integers(lo, hi + 1, n) for lo, hi in ranges], axis=1)
 
 
 def sample_training(task, rng: np.random.Generator, ranges: Sequence[tuple[int, int]], n: int, *,

@@ -84,10 +84,13 @@ def random_digits(rng: np.random.Generator, length_S: np.ndarray, width: int | N
   digits = uniform_digits(rng, length_S.shape + (width,), base)
   flat = digits.reshape(-1, width)
   length_N = length_S.reshape(-1)
-  if leading_nonzero:
+  full = int(length_N.min()) == width  # every number fills the width
+  if leading_nonzero and full and width > 1:
+    flat[:, -1] = rng.integers(1, base, len(flat), dtype=np.int8)
+  elif leading_nonzero:
     rows = np.flatnonzero(length_N > 1)
     flat.reshape(-1)[rows * width + length_N[rows] - 1] = rng.integers(1, base, rows.size, dtype=np.int8)
-  if int(length_N.min()) < width:
+  if not full:
     flat *= prefix_mask(length_N, width).view(np.int8)
   return digits
 
@@ -139,7 +142,7 @@ def _carry_width(w: int) -> int:
 
 def _carry(columns_NxC: np.ndarray, w: int) -> np.ndarray:
   """`normalize` of uint8 columns (each <= 18) in a zero-padded buffer of `_carry_width(w)`
-  columns, which it overwrites: int8 [N, w] (a view of the buffer).
+  columns: int8 [N, w].
 
   The words of all rows are one flat array: a word's carry goes to the next word, and the top
   word of a row (whose spare byte absorbs any carry) never carries into the next row's. A
@@ -153,11 +156,11 @@ def _carry(columns_NxC: np.ndarray, w: int) -> np.ndarray:
     before = receives.copy()
     receives += carry_M[:-1]
     carry_M = np.concatenate([[False], receives < before])
-  word_M[:] = total_M
-  if np.any(columns_NxC[:, w] != 246):
+  total_NxC = total_M.astype("<u8", copy=False).view(np.uint8).reshape(columns_NxC.shape)
+  if np.any(total_NxC[:, w] != 246):
     raise ValueError(f"normalize: the top column carries; widen the digit array beyond {w} columns")
-  np.minimum(columns_NxC, columns_NxC + np.uint8(10), out=columns_NxC)  # uint8: digit + 246 + 10 wraps
-  return columns_NxC[:, :w].view(np.int8)
+  np.minimum(total_NxC, total_NxC + np.uint8(10), out=total_NxC)  # uint8: digit + 246 + 10 wraps
+  return total_NxC[:, :w].view(np.int8)
 
 
 def widen(digits_SxW: np.ndarray, width: int) -> np.ndarray:
