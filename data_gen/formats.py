@@ -223,12 +223,19 @@ def _arithmetic(problem: Problem, spec: FormatSpec, rng) -> Text:
   return assemble_slots(slots + ([close] if close else []))
 
 
+def _count(numbers: tuple[Number, ...], count_B: np.ndarray | None) -> np.ndarray:
+  """int [B]: how many of the numbers each row writes (all of them when count_B is None)."""
+  return np.full(numbers[0].batch, len(numbers)) if count_B is None else count_B
+
+
 def _stack(numbers: tuple[Number, ...], count_B: np.ndarray | None):
   """Numbers as digits [B, K, W], lengths [B, K] (0 for k >= count_B) and the count [B]."""
   width = max(n.digits_BxW.shape[1] for n in numbers)
-  digits = np.stack([np.pad(n.digits_BxW, ((0, 0), (0, width - n.digits_BxW.shape[1]))) for n in numbers], 1)
+  digits = np.zeros((numbers[0].batch, len(numbers), width), np.int8)
+  for k, n in enumerate(numbers):
+    digits[:, k, :n.digits_BxW.shape[1]] = n.digits_BxW
   lengths = np.stack([n.length_B for n in numbers], 1)
-  count_B = np.full(len(lengths), len(numbers)) if count_B is None else count_B
+  count_B = _count(numbers, count_B)
   return digits, np.where(np.arange(len(numbers)) < count_B[:, None], lengths, 0), count_B
 
 
@@ -251,7 +258,7 @@ def _answer_list(problem: Problem, spec: FormatSpec, first_index_B: np.ndarray) 
 def _list(problem: Problem, spec: FormatSpec, rng) -> Text:
   """`S 5 3 9 1 > 1 3 5 9 E`, with ` ? query` before ` > ` for hint tasks."""
   hints = _hints(spec)
-  _, _, count_B = _stack(problem.operands, problem.operand_count_B)
+  count_B = _count(problem.operands, problem.operand_count_B)
   pieces = [literal_piece(problem.prefix + " "),
             _items(problem.operands, problem.operand_count_B, np.zeros_like(count_B),
                    reverse=spec.reverse_operands, hints=hints, target=False)]

@@ -19,6 +19,13 @@ expresses ragged rows, numbers written most-significant digit first (position = 
 - significance), separators between list elements and absent list elements (length 0).
 `assemble` gathers the table rows of all items into one reused buffer, adds the item
 offsets and scatters: no per-character broadcast comparisons and few large temporaries.
+
+The fast path: texts whose every part is one run of characters per row (the arithmetic
+layouts: `$a+b=answer$`, padded, hinted or in a sentence) are written as `Slot`s by
+`assemble_slots` in uint8: the leading runs that every row writes alike are copied as
+columns, the rest are packed row by row with one boolean selection, and the annotations are
+computed from each run's start and length when first read (`Annotated`), batch-minor, so
+that a run every row places alike costs one column of work.
 """
 
 import dataclasses

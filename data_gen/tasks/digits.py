@@ -215,13 +215,18 @@ def multiply(a: Number, b: Number) -> Number:
 def sort_order(digits_BxKxW: np.ndarray, length_BxK: np.ndarray, count_B: np.ndarray) -> np.ndarray:
   """Ascending order of the first count_B[b] numbers of each row (stable among equals).
 
-  One vectorized lexsort over (length, most significant digit, ..., units digit): with no
+  Numbers of at most 18 digits sort by their int64 values (one stable argsort); longer ones
+  by one vectorized lexsort over (length, most significant digit, ..., units digit): with no
   leading zeros this is numeric order. Entries at k >= count_B[b] sort last.
   Returns:
     int [B, K] indices into axis K.
   """
-  k = digits_BxKxW.shape[1]
-  key_length = np.where(np.arange(k) < count_B[:, None], length_BxK, np.iinfo(np.int32).max)
+  k, w = digits_BxKxW.shape[1:]
+  listed_BxK = np.arange(k) < count_B[:, None]
+  if w <= 18:
+    value_BxK = digits_BxKxW @ 10 ** np.arange(w, dtype=np.int64)
+    return np.argsort(np.where(listed_BxK, value_BxK, np.iinfo(np.int64).max), axis=-1, kind="stable")
+  key_length = np.where(listed_BxK, length_BxK, np.iinfo(np.int32).max)
   keys = np.concatenate([np.moveaxis(digits_BxKxW, -1, 0), key_length[None]], axis=0)
   return np.lexsort(keys, axis=-1)
 
