@@ -25,8 +25,10 @@ class CountingSuccessor:
     start = dg.random_number(rng, lengths_BxK[:, 1])
     k = int(count_B.max())
     width = start.digits_BxW.shape[1] + len(str(k)) + 1
-    columns = np.repeat(dg.widen(start.digits_BxW, width)[:, None, :].astype(np.int64), k, axis=1)
-    columns[:, :, 0] += np.arange(k)
+    small = k + 9 <= np.iinfo(np.uint8).max  # units columns a_0 + i fit uint8
+    columns = np.repeat(dg.widen(start.digits_BxW, width)[:, None, :].astype(np.uint8 if small else np.int64), k,
+                        axis=1)
+    columns[:, :, 0] += np.arange(k, dtype=columns.dtype)
     digits_BxKxW = dg.normalize(columns)
     length_BxK = dg.number_length(digits_BxKxW)
     answers = dg.split_items(digits_BxKxW, length_BxK)

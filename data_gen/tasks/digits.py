@@ -103,8 +103,17 @@ def random_number(rng: np.random.Generator, length_B: np.ndarray) -> Number:
 
 
 def number_length(digits_SxW: np.ndarray) -> np.ndarray:
-  """int32 [*S]: the position of the highest nonzero digit + 1 (1 for the number 0)."""
+  """int32 [*S]: the position of the highest nonzero digit + 1 (1 for the number 0).
+
+  Many short numbers go column by column (one operation over all numbers per column; a
+  reduction along a short last axis pays per number), long ones by an argmax per number.
+  """
   w = digits_SxW.shape[-1]
+  if w <= 8:
+    length = np.ones(digits_SxW.shape[:-1], np.int32)
+    for j in range(1, w):
+      length[digits_SxW[..., j] != 0] = j + 1
+    return length
   nonzero = digits_SxW[..., ::-1] != 0
   return np.where(nonzero.any(axis=-1), w - nonzero.argmax(axis=-1), 1).astype(np.int32)
 
@@ -124,8 +133,10 @@ def normalize(columns_SxW: np.ndarray) -> np.ndarray:
   """
   shape, w = columns_SxW.shape, columns_SxW.shape[-1]
   s = columns_SxW.reshape(-1, w)
-  if int(s.max(initial=0)) > 18:
-    s = s.astype(np.int64)
+  top = int(s.max(initial=0))
+  if top > 18:
+    if top + top // 10 > np.iinfo(s.dtype).max:  # a column plus the tens it receives must fit
+      s = s.astype(np.int64)
     while int(s.max()) > 18:
       tens = s // 10
       if tens[:, -1].any():
