@@ -46,9 +46,8 @@ import numpy as np
 
 from data_gen import scratchpads
 from data_gen.registry import Registry
-from data_gen.text import (PAD_RECORD, Number, Piece, Problem, Text, assemble, assemble_slots, choice_slot,
-                           digits_piece, literal_piece, literal_slot, number_piece, number_slot, record, records_text,
-                           repeat_piece, text_records)
+from data_gen.text import (PAD_RECORD, Number, Problem, Slot, Text, assemble, assemble_slots, choice_slot,
+                           list_slot, literal_slot, number_slot, record, records_text, repeat_slot, text_records)
 
 HINT_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SPACE_PROBABILITY = 0.5
@@ -239,42 +238,40 @@ def _stack(numbers: tuple[Number, ...], count_B: np.ndarray | None):
   return digits, np.where(np.arange(len(numbers)) < count_B[:, None], lengths, 0), count_B
 
 
-def _items(numbers, count_B, first_index_B, *, reverse: bool, hints: str, target: bool) -> Piece:
+def _items(numbers, count_B, first_index_B, *, reverse: bool, hints: str, target: bool) -> Slot:
   """A space-separated list of the first count_B[b] numbers, indexed from first_index_B."""
   digits, lengths, count_B = _stack(numbers, count_B)
-  k = np.arange(len(numbers))
-  return digits_piece(digits, lengths, index_BxN=first_index_B[:, None] + k, reverse=reverse, hints=hints,
-                      target=target, after=" ", after_length_BxN=(k < count_B[:, None] - 1).astype(np.int64))
+  return list_slot(digits, lengths, first_index_B, reverse=reverse, hints=hints, target=target, after=" ",
+                   after_BxK=np.arange(len(numbers)) < count_B[:, None] - 1)
 
 
-def _answer_list(problem: Problem, spec: FormatSpec, first_index_B: np.ndarray) -> list[Piece]:
+def _answer_list(problem: Problem, spec: FormatSpec, first_index_B: np.ndarray) -> list[Slot]:
   """` > 1 3 5 9 E`: the answers (a target, closed by ` E`)."""
-  return [literal_piece(" > "),
+  return [literal_slot(" > "),
           _items(problem.answers, problem.answer_count_B, first_index_B, reverse=spec.reverse_answer,
                  hints=_hints(spec), target=True),
-          literal_piece(" E", target=True)]
+          literal_slot(" E", target=True)]
 
 
 def _list(problem: Problem, spec: FormatSpec, rng) -> Text:
   """`S 5 3 9 1 > 1 3 5 9 E`, with ` ? query` before ` > ` for hint tasks."""
   hints = _hints(spec)
   count_B = _count(problem.operands, problem.operand_count_B)
-  pieces = [literal_piece(problem.prefix + " "),
-            _items(problem.operands, problem.operand_count_B, np.zeros_like(count_B),
-                   reverse=spec.reverse_operands, hints=hints, target=False)]
+  slots = [literal_slot(problem.prefix + " "),
+           _items(problem.operands, problem.operand_count_B, np.zeros_like(count_B),
+                  reverse=spec.reverse_operands, hints=hints, target=False)]
   next_index_B = count_B
   if problem.query is not None:
-    pieces += [literal_piece(" ? "), number_piece(problem.query, count_B, reverse=spec.reverse_operands,
-                                                  hints=hints)]
+    slots += [literal_slot(" ? "), number_slot(problem.query, count_B, reverse=spec.reverse_operands, hints=hints)]
     next_index_B = count_B + 1
-  return assemble(pieces + _answer_list(problem, spec, next_index_B))
+  return assemble_slots(slots + _answer_list(problem, spec, next_index_B))
 
 
 def _repeat(problem: Problem, spec: FormatSpec, rng) -> Text:
   """`R a a a > 1 2 3 E`: n copies of the symbol, then 1..n."""
   count_B = problem.answer_count_B
-  copies = repeat_piece(f" {problem.op}", count_B)
-  return assemble([literal_piece(problem.prefix), copies] + _answer_list(problem, spec, np.zeros_like(count_B)))
+  slots = [literal_slot(problem.prefix), repeat_slot(f" {problem.op}", count_B)]
+  return assemble_slots(slots + _answer_list(problem, spec, np.zeros_like(count_B)))
 
 
 def _digit_string(problem: Problem, spec: FormatSpec, rng) -> Text:

@@ -473,36 +473,40 @@ def concat(parts: Sequence[Text]) -> Text:
   return assemble([text_piece(p) for p in parts])
 
 
-# ---- Slots: texts made of one run per piece and row ----------------------------------------
+# ---- Slots: the fast path --------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class Slot:
-  """One run of characters per row, for `assemble_slots` (the fast path for such texts).
+  """A piece of text as a fixed number of columns per row in written order, for `assemble_slots`.
 
   chars_BxW: uint8 [B or 1, W], the characters in written order; row b writes its valid
-    columns, which are consecutive.
+    columns one after another.
   valid_BxW: bool [B or 1, W], the columns row b writes, or None: every column.
   length_B: int [B] or int, the number of valid columns of each row.
-  num: the number index of the run's digits, or -1: the run holds no digits of a number.
-  reverse: the digits are written least-significant first (significance counts from the
-    run's start, else from its end).
-  stride: characters per digit (2: an index-hint letter before each digit).
-  target: whether the run is part of the answer.
+  sig_W: int16 [W], significance of each column's digit (-1: not a digit of a number).
+  num_W: int16 [W], number index of each column's digit (-1 outside numbers), to which
+    num_B (int [B], when given) adds a per-row offset.
+  target: whether the piece is part of the answer.
   """
 
   chars_BxW: np.ndarray
   valid_BxW: np.ndarray | None
   length_B: np.ndarray | int
-  num: int = -1
-  reverse: bool = False
-  stride: int = 1
+  sig_W: np.ndarray
+  num_W: np.ndarray
+  num_B: np.ndarray | None = None
   target: bool = False
+
+
+def _no_digits(width: int) -> np.ndarray:
+  return np.full(width, -1, np.int16)
 
 
 def literal_slot(s: str, *, target: bool = False) -> Slot:
   """The same literal string in every row (its digits are not part of any number)."""
-  return Slot(np.frombuffer(s.encode("ascii"), np.uint8)[None], None, len(s), target=target)
+  none = _no_digits(len(s))
+  return Slot(np.frombuffer(s.encode("ascii"), np.uint8)[None], None, len(s), none, none, target=target)
 
 
 def choice_slot(options: Sequence[str], choice_B: np.ndarray, *, target: bool = False) -> Slot:
@@ -512,16 +516,23 @@ def choice_slot(options: Sequence[str], choice_B: np.ndarray, *, target: bool = 
   for i, s in enumerate(options):
     table[i, :len(s)] = np.frombuffer(s.encode("ascii"), np.uint8)
   length_B = np.array([len(s) for s in options])[choice_B]
-  return Slot(table[choice_B], prefix_mask(length_B, width), length_B, target=target)
+  return Slot(table[choice_B], prefix_mask(length_B, width), length_B, _no_digits(width), _no_digits(width),
+              target=target)
 
 
-def number_slot(number: Number, index: int, *, reverse: bool = False, width: int | np.ndarray | None = None,
-                hints: str = "", target: bool = False) -> Slot:
+def repeat_slot(s: str, count_B: np.ndarray, *, target: bool = False) -> Slot:
+  """Row b gets the literal `s` repeated count_B[b] times."""
+  length_B = len(s) * np.asarray(count_B)
+  width = max(int(length_B.max()), 1)
+  chars = np.resize(np.frombuffer(s.encode("ascii"), np.uint8), width)[None]
+  return Slot(chars, prefix_mask(length_B, width), length_B, _no_digits(width), _no_digits(width), target=target)
+
+
+def number_slot(number: Number, index: int | np.ndarray, *, reverse: bool = False,
+                width: int | np.ndarray | None = None, hints: str = "", target: bool = False) -> Slot:
   """One number per row as digit characters (what `number_piece` writes, as a Slot).
 
-  Column c of the W digit columns holds significance c (reverse: least-significant digit
-  first; a row's valid columns come first) or W-1-c (valid columns last); with hints, the
-  letter hints[s] comes before the digit of significance s.
+  index: the number index, an int or int [B].
   width: zero-pad to this many digits, an int or int [B] (must be >= every length).
   """
   length_B, digits = number.length_B, number.digits_BxW
@@ -534,20 +545,47 @@ def number_slot(number: Number, index: int, *, reverse: bool = False, width: int
     extra = int(width_B.max()) - digits.shape[1]
     if extra > 0:
       digits = np.pad(digits, ((0, 0), (0, extra)))
-  w = digits.shape[1]
-  longest = int(length_B.max())
-  if hints and longest > len(hints):
-    raise ValueError(f"index hints cover numbers of at most {len(hints)} digits; got {longest} digits")
-  chars = (digits if reverse else digits[:, ::-1]).view(np.uint8) + np.uint8(ord("0"))
-  full = int(length_B.min()) == w
-  valid = None if full else prefix_mask(length_B, w)[:, ::1 if reverse else -1]
+  return list_slot(digits[:, None, :], length_B[:, None], index, reverse=reverse, hints=hints, target=target)
+
+
+def list_slot(digits_BxKxW: np.ndarray, length_BxK: np.ndarray, first_index: int | np.ndarray, *,
+              reverse: bool = False, hints: str = "", target: bool = False, after: str = "",
+              after_BxK: np.ndarray | None = None) -> Slot:
+  """K numbers per row as digit characters (what `digits_piece` writes, as a Slot).
+
+  Number k of row b has length_BxK[b, k] digits (0: not written) and index first_index + k
+  (first_index an int or an int array [B]). Digit column c of number k holds significance c (reverse:
+  least-significant digit first, valid columns first) or W-1-c (valid columns last); with
+  hints, the letter hints[s] comes before the digit of significance s. `after` follows
+  number k where after_BxK[b, k] (bool; default: everywhere).
+  """
+  batch, k, w = digits_BxKxW.shape
+  items = (lambda x: x[:, 0]) if k == 1 else (lambda x: x.reshape(batch, -1))  # [B, K, R] -> [B, K * R]
+  sig_W = np.arange(w, dtype=np.int16) if reverse else np.arange(w - 1, -1, -1, dtype=np.int16)
+  chars = (digits_BxKxW if reverse else digits_BxKxW[..., ::-1]).view(np.uint8) + np.uint8(ord("0"))
+  full = not after and int(length_BxK.min()) == w
+  valid = None if full else prefix_mask(length_BxK.reshape(-1), w).reshape(batch, k, w)[..., ::1 if reverse else -1]
   stride = 2 if hints else 1
-  if hints:
-    letters = np.frombuffer(hints[:w].encode("ascii").ljust(w, b"?"), np.uint8)
-    letters = letters if reverse else letters[::-1]
-    chars = np.stack([np.broadcast_to(letters, chars.shape), chars], axis=-1).reshape(len(chars), 2 * w)
-    valid = None if full else np.repeat(valid, 2, axis=1)
-  return Slot(chars, valid, stride * (w if full else length_B), index, reverse, stride, target)
+  if hints:  # columns beyond every length are never written: '?'
+    longest = int(length_BxK.max())
+    if longest > len(hints):
+      raise ValueError(f"index hints cover numbers of at most {len(hints)} digits; got {longest} digits")
+    letters = np.frombuffer(hints[:w].encode("ascii").ljust(w, b"?"), np.uint8)[sig_W]
+    chars = np.stack([np.broadcast_to(letters, chars.shape), chars], axis=-1).reshape(batch, k, 2 * w)
+    sig_W = np.stack([_no_digits(w), sig_W], axis=-1).reshape(2 * w)
+    valid = None if full else np.repeat(valid, 2, axis=-1)
+  length_B = stride * w * k if full else stride * items(length_BxK) if k == 1 else stride * length_BxK.sum(axis=1)
+  if after:
+    after_BxK = np.ones((batch, k), bool) if after_BxK is None else np.asarray(after_BxK, bool)
+    chars = np.concatenate([chars, np.full((batch, k, 1), ord(after), np.uint8)], axis=-1)
+    valid = np.concatenate([valid, after_BxK[..., None]], axis=-1)
+    sig_W = np.append(sig_W, np.int16(-1))
+    length_B = length_B + after_BxK.sum(axis=1)
+  per_row = isinstance(first_index, np.ndarray)
+  index_Kx1 = np.int16(0 if per_row else first_index) + (np.arange(k, dtype=np.int16)[:, None] if k > 1 else 0)
+  num_W = np.where(sig_W >= 0, index_Kx1, np.int16(-1)).reshape(-1)
+  return Slot(items(chars), None if full else items(valid), length_B, sig_W if k == 1 else np.tile(sig_W, k),
+              num_W, first_index if per_row else None, target)
 
 
 _LOWER = np.tri(257, 256, -1, bool)  # a constant: row L is True in its first L columns
@@ -572,25 +610,21 @@ def prefix_rows(length_B: np.ndarray, row_W: np.ndarray) -> np.ndarray:
 
 
 def assemble_slots(slots: Sequence[Slot]) -> Text:
-  """Writes the slots one after another in every row (the fast path for single-run pieces).
+  """Writes the slots one after another in every row (the fast path: uint8 throughout).
 
-  Characters: the leading slots that every row writes in full are copied as they are; the
-  others are laid side by side, with enough padding columns to give every row exactly T
-  valid columns, and one boolean selection packs each row. The significance and number
-  annotations are computed in place from each run's start and length (a Python int where
-  every row agrees, so that a uniform run costs one column of work), column by column: they
-  are built as [T, B] arrays and returned as their transposes (Fortran-ordered [B, T] views),
-  so that every operation runs along the batch. The targets must be a suffix of the slots.
+  The leading slots that every row writes in full are copied as columns; the others are laid
+  side by side, with enough padding columns to give every row exactly T valid columns, and
+  one boolean selection packs each row. The annotations, computed when first read, are each
+  column's, packed by the same selection. The targets must be a suffix of the slots.
 
   Returns:
     The Text [B, T] with T = the longest row (at least 1).
   """
   batch = max(s.chars_BxW.shape[0] if s.valid_BxW is None else s.valid_BxW.shape[0] for s in slots)
-  same = lambda v: int(v) if np.ndim(v) == 0 else v.astype(np.int16)  # int, or int16 [B]
-  starts, start = [], 0
+  starts, start = [], 0  # each an int while every row agrees
   for s in slots:
     starts.append(start)
-    start = start + same(s.length_B)
+    start = start + s.length_B
   total_B = np.broadcast_to(start, (batch,)).astype(np.int32)
   t = max(int(total_B.max()), 1)
   chars_BxT = np.empty((batch, t), np.uint8)
@@ -599,13 +633,13 @@ def assemble_slots(slots: Sequence[Slot]) -> Text:
     w = slots[fixed].chars_BxW.shape[1]
     chars_BxT[:, p:p + w] = slots[fixed].chars_BxW
     fixed, p = fixed + 1, p + w
-  if fixed < len(slots):
-    rest = slots[fixed:]
-    widths = [s.chars_BxW.shape[1] for s in rest]
-    columns = sum(widths)
-    pad = t - int(total_B.min())  # padding columns: row b needs t - total_B[b]
+  rest = slots[fixed:]
+  widths = [s.chars_BxW.shape[1] for s in rest]
+  columns = sum(widths)
+  pad = t - int(total_B.min())  # padding columns: row b needs t - total_B[b]
+  valid = np.empty((batch, columns + pad), bool)
+  if rest:
     packed = np.empty((batch, columns + pad), np.uint8)
-    valid = np.empty((batch, columns + pad), bool)
     for s, a, w in zip(rest, itertools.accumulate([0] + widths), widths):
       packed[:, a:a + w] = s.chars_BxW
       valid[:, a:a + w] = True if s.valid_BxW is None else s.valid_BxW
@@ -615,33 +649,24 @@ def assemble_slots(slots: Sequence[Slot]) -> Text:
   first_target = next((start for s, start in zip(slots, starts) if s.target), t)
   target_BxT = prefix_mask(total_B, t)
   target_BxT &= (np.arange(t) >= first_target) if isinstance(first_target, int) else ~prefix_mask(first_target, t)
-  runs = [(s, start, same(s.length_B)) for s, start in zip(slots, starts) if s.num >= 0]
-  return Text.deferred(lambda: _digit_annotations(runs, t, batch), chars_BxT=chars_BxT, target_BxT=target_BxT,
+  return Text.deferred(lambda: _slot_annotations(slots, p, valid, t), chars_BxT=chars_BxT, target_BxT=target_BxT,
                        length_B=total_B)
 
 
-def _digit_annotations(runs, t: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
-  """(sig, num) of the digit runs (slot, start, length) of `assemble_slots`: int16 [B, T] each,
-  transposes of [T, B] arrays."""
-  sig_TxB = np.full((t, batch), -1, np.int16)
-  num_TxB = np.full((t, batch), -1, np.int16)
-  for s, start, length in runs:
-    _add_digit_annotations(sig_TxB, num_TxB, s, start, length)
-  return sig_TxB.T, num_TxB.T
-
-
-def _add_digit_annotations(sig_TxB: np.ndarray, num_TxB: np.ndarray, s: Slot, start, length) -> None:
-  """Adds sig + 1 and num + 1 on the digits of slot `s` (its run starts at column `start` and
-  has `length` characters: ints, or int16 [B]) to annotations that are -1 there."""
-  lo = start if isinstance(start, int) else int(start.min())
-  end = start + length
-  hi = end if isinstance(end, int) else int(end.max())
-  col = np.arange(lo, hi, dtype=np.int16)[:, None]
-  offset = col - start if s.reverse else end - 1 - col  # from the significance-0 end
-  digit = (offset >= 0) & (offset < length)
-  if s.stride > 1:
-    digit &= offset % s.stride == (s.stride - 1 if s.reverse else 0)
-    offset = offset // s.stride
-  digit = digit.astype(np.int16)
-  sig_TxB[lo:hi] += digit * (offset + 1)
-  num_TxB[lo:hi] += digit * np.int16(s.num + 1)
+def _slot_annotations(slots: Sequence[Slot], p: int, valid_BxR: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+  """(sig, num) int16 [B, T] of `assemble_slots`: each column's annotations, the first p
+  columns as they are, the others packed by the characters' selection valid_BxR."""
+  batch, r = valid_BxR.shape
+  annotations = np.full((2, batch, p + r), -1, np.int16)  # sig, num of every column; padding: -1
+  a = 0
+  for s in slots:
+    w = s.chars_BxW.shape[1]
+    annotations[0, :, a:a + w] = s.sig_W
+    annotations[1, :, a:a + w] = s.num_W
+    if s.num_B is not None:
+      annotations[1, :, a:a + w] += (s.num_W >= 0) * s.num_B[:, None].astype(np.int16)
+    a += w
+  out = np.empty((2, batch, t), np.int16)
+  out[:, :, :p] = annotations[:, :, :p]
+  out[:, :, p:] = annotations[:, :, p:][:, valid_BxR].reshape(2, batch, t - p)
+  return out[0], out[1]
