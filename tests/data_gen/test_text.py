@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from data_gen.text import (DROP, RECORD, Number, Problem, Text, assemble, assemble_slots, choice_piece, concat,
-                           const_text, digits_piece, literal_piece, literal_slot, number_piece, number_slot,
-                           number_text, record, records_text, repeat_piece, text_records, when)
+                           const_text, digits_piece, list_slot, literal_piece, literal_slot, number_piece,
+                           number_slot, number_text, record, records_text, repeat_piece, text_records, when)
 
 
 def test_number_round_trips_python_ints():
@@ -155,5 +155,27 @@ def test_slots_write_what_pieces_write(rows, reverse, hints, pad):
   pieces = [literal_piece("$"), number_piece(a, 0, reverse=reverse, width=width, hints=letters), literal_piece("+"),
             number_piece(b, 1, width=width, hints=letters), literal_piece("=", target=True)]
   fast, general = assemble_slots(slots), assemble(pieces)
+  for field in ("chars_BxT", "sig_BxT", "num_BxT", "target_BxT", "length_B"):
+    np.testing.assert_array_equal(getattr(fast, field), getattr(general, field), err_msg=field)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 6), st.booleans(), st.booleans(), st.integers(0, 2**32))
+def test_list_slot_writes_what_digits_piece_writes(batch, k, w, reverse, hints, seed):
+  """Lists with per-row counts (absent numbers, separators between the written ones) and
+  per-row first indices: every field agrees between the two paths."""
+  rng = np.random.default_rng(seed)
+  digits = rng.integers(0, 10, (batch, k, w)).astype(np.int8)
+  count = rng.integers(1, k + 1, batch)
+  lengths = np.where(np.arange(k) < count[:, None], rng.integers(1, w + 1, (batch, k)), 0)
+  digits *= np.arange(w) < lengths[..., None]
+  first = rng.integers(0, 4, batch)
+  after = np.arange(k) < count[:, None] - 1
+  letters = "abcdefghij" if hints else ""
+  slot = list_slot(digits, lengths, first, reverse=reverse, hints=letters, target=True, after=" ", after_BxK=after)
+  piece = digits_piece(digits, lengths, index_BxN=first[:, None] + np.arange(k), reverse=reverse, hints=letters,
+                       target=True, after=" ", after_length_BxN=after.astype(np.int64))
+  fast = assemble_slots([literal_slot("S "), slot, literal_slot(" E", target=True)])
+  general = assemble([literal_piece("S "), piece, literal_piece(" E", target=True)])
   for field in ("chars_BxT", "sig_BxT", "num_BxT", "target_BxT", "length_B"):
     np.testing.assert_array_equal(getattr(fast, field), getattr(general, field), err_msg=field)
