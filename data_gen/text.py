@@ -281,8 +281,8 @@ def _position_table(max_length: int, width: int, *, reverse: bool) -> np.ndarray
 
 def literal_piece(s: str, *, target: bool = False) -> Piece:
   """The same literal string in every row (its digits are not part of any number)."""
-  records = np.array([record(c, target=target) for c in s], np.int64).reshape(1, 1, len(s))
-  return Piece(records, np.arange(len(s), dtype=np.int64)[None], np.zeros((1, 1), np.int64),
+  records = np.frombuffer(s.encode("ascii"), np.uint8).astype(np.int64) + record(PAD_CHAR, target=target)
+  return Piece(records.reshape(1, 1, len(s)), np.arange(len(s), dtype=np.int64)[None], np.zeros((1, 1), np.int64),
                np.full((1, 1), len(s)))
 
 
@@ -308,10 +308,10 @@ def choice_piece(options: Sequence[str], choice_B: np.ndarray, *, target: bool =
 
 def when(piece: Piece, active_B: np.ndarray) -> Piece:
   """The piece in the rows where active_B (bool [B]) holds, nothing elsewhere."""
-  batch, n = len(active_B), piece.length_BxN.shape[1]
-  table = np.concatenate([piece.table, np.full((1, piece.table.shape[1]), DROP)])
-  row = np.where(active_B[:, None], np.broadcast_to(piece.row_BxN, (batch, n)), len(piece.table))
-  return Piece(piece.records, table, row, np.broadcast_to(piece.length_BxN, (batch, n)) * active_B[:, None])
+  table = np.concatenate([piece.table, np.full((1, piece.table.shape[1]), DROP)])  # its last row: nothing
+  active_Bx1 = active_B[:, None]
+  return Piece(piece.records, table, np.where(active_Bx1, piece.row_BxN, len(piece.table)),
+               piece.length_BxN * active_Bx1)
 
 
 def digits_piece(digits_BxNxW: np.ndarray, length_BxN: np.ndarray, *, index_BxN=None,
