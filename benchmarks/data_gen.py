@@ -198,7 +198,7 @@ def main() -> None:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
   print(f"# {time.strftime('%Y-%m-%d')}  {platform.processor() or platform.machine()}  "
         f"python {platform.python_version()}  numpy {np.__version__}  batch {BATCH}, one core, {malloc}")
-  print(f"| workload | pipeline ex/s | pipeline tok/s | reference ex/s | reference tok/s | speed-up |")
+  print("| workload | pipeline ex/s | pipeline tok/s | reference ex/s | reference tok/s | speed-up |")
   print("|---|---:|---:|---:|---:|---:|")
   for name, cfg, row, width in WORKLOADS:
     (ex, tok), (ref_ex, ref_tok) = throughput([pipeline_maker(cfg), reference_maker(row, width)])

@@ -20,12 +20,13 @@ expresses ragged rows, numbers written most-significant digit first (position = 
 `assemble` gathers the table rows of all items into one reused buffer, adds the item
 offsets and scatters: no per-character broadcast comparisons and few large temporaries.
 
-The fast path: texts whose every part is one run of characters per row (the arithmetic
-layouts: `$a+b=answer$`, padded, hinted or in a sentence) are written as `Slot`s by
-`assemble_slots` in uint8: the leading runs that every row writes alike are copied as
-columns, the rest are packed row by row with one boolean selection, and the annotations are
-computed from each run's start and length when first read (`Annotated`), batch-minor, so
-that a run every row places alike costs one column of work.
+The fast path, for the arithmetic, list, repeat and digit-string layouts (everything but the
+scratchpads): each part of the text is a `Slot`, a fixed number of columns per row in written
+order with a mask of the columns a row writes, and `assemble_slots` works in uint8: the
+leading slots that every row writes in full are copied as columns, the others are packed row
+by row with one boolean selection. Annotations are per column and are packed the same way only
+when first read (`Annotated`): training with one token per character on sequential positions
+never builds them.
 """
 
 import dataclasses

@@ -259,8 +259,7 @@ def with_bos_eos(tb: TokenBatch, task_B: np.ndarray | int | None = None, *, buck
   bucket: the result has T + 2 (+1 with a task token) columns rounded up to a multiple of
     bucket (the extra ones PAD).
   Returns the framed TokenBatch. BOS/task/EOS have sig = num = -1; EOS is a target (the model
-  must produce it), BOS and the task token are not. sig and num are transposes of [T', B]
-  arrays (Fortran-ordered: `assemble_slots` builds them batch-minor too).
+  must produce it), BOS and the task token are not. sig and num are framed when first read.
   """
   return _frame(tb.tokens_BxT, tb, task_B, bucket)
 
@@ -287,10 +286,10 @@ def _frame(tokens_BxT: np.ndarray, annotated: TokenBatch | Text, task_B, bucket:
   target.ravel()[eos_B] = True
 
   def annotations() -> tuple[np.ndarray, np.ndarray]:
-    framed = np.full((2, width, batch), -1, np.int16)  # sig, num, batch-minor
-    framed[0, off:off + t] = annotated.sig_BxT.T
-    framed[1, off:off + t] = annotated.num_BxT.T
-    return framed[0].T, framed[1].T
+    framed = np.full((2, batch, width), -1, np.int16)  # sig, num
+    framed[0, :, off:off + t] = annotated.sig_BxT
+    framed[1, :, off:off + t] = annotated.num_BxT
+    return framed[0], framed[1]
 
   return TokenBatch.deferred(annotations, tokens_BxT=tokens, target_BxT=target,
                              length_B=(annotated.length_B + off + 1).astype(np.int32))
