@@ -7,14 +7,16 @@
 One core: thread pools are limited to 1 before NumPy is imported and the process is pinned
 to one CPU. Unless --default-malloc, glibc is told (mallopt) to keep freed memory instead of
 returning it to the kernel after every call: by default every batch's arrays of a few hundred
-KiB land in freshly mapped pages, and the page faults cost about as much as building them.
-A process-wide setting like this belongs in entry points (this script, a training main),
-never in library code; it speeds up the reference too. Each workload runs batch 1024 through `pipeline.sample_built` (lengths,
-problems, hash split, format, tokenizer, BOS/EOS, position IDs, loss mask, padding), a new
-step per call, and through a per-example Python reference written here (random ints, str,
-reversal, dict lookup, writing the same padded tokens / positions / loss-mask arrays),
-in the same run. Reported: examples/s and tokens/s (non-padding tokens), the best of WINDOWS
-timing windows of WINDOW_SECONDS each, pipeline and reference windows interleaved.
+KiB land in freshly mapped pages, and the page faults take about a third of the batch time. A
+process-wide setting like this belongs in entry points (this script, a training main), never
+in library code; it speeds up the reference too.
+
+Each workload runs batch 1024 through `pipeline.sample_built` (lengths, problems, hash
+split, format, tokenizer, BOS/EOS, position IDs, loss mask, padding), a new step per call,
+and through a per-example Python reference written here (random ints, str, reversal, dict
+lookup, writing the same padded tokens / positions / loss-mask arrays), in the same run.
+Reported: examples/s and tokens/s (non-padding tokens), the best of WINDOWS timing windows of
+WINDOW_SECONDS each, pipeline and reference windows interleaved.
 """
 
 import os

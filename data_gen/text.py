@@ -555,17 +555,19 @@ def list_slot(digits_BxKxW: np.ndarray, length_BxK: np.ndarray, first_index: int
   """K numbers per row as digit characters (what `digits_piece` writes, as a Slot).
 
   Number k of row b has length_BxK[b, k] digits (0: not written) and index first_index + k
-  (first_index an int or an int array [B]). Digit column c of number k holds significance c (reverse:
-  least-significant digit first, valid columns first) or W-1-c (valid columns last); with
-  hints, the letter hints[s] comes before the digit of significance s. `after` follows
-  number k where after_BxK[b, k] (bool; default: everywhere).
+  (first_index an int or an int array [B]). Digit column c of number k holds significance c
+  (reverse: least-significant digit first, valid columns first) or W-1-c (valid columns
+  last); with hints, the letter hints[s] comes before the digit of significance s. `after`
+  follows number k where after_BxK[b, k] (bool; default: everywhere).
   """
   batch, k, w = digits_BxKxW.shape
   items = (lambda x: x[:, 0]) if k == 1 else (lambda x: x.reshape(batch, -1))  # [B, K, R] -> [B, K * R]
   sig_W = np.arange(w, dtype=np.int16) if reverse else np.arange(w - 1, -1, -1, dtype=np.int16)
   chars = (digits_BxKxW if reverse else digits_BxKxW[..., ::-1]).view(np.uint8) + np.uint8(ord("0"))
   full = not after and int(length_BxK.min()) == w
-  valid = None if full else prefix_mask(length_BxK.reshape(-1), w).reshape(batch, k, w)[..., ::1 if reverse else -1]
+  valid = None
+  if not full:
+    valid = prefix_mask(length_BxK.reshape(-1), w).reshape(batch, k, w)[..., ::1 if reverse else -1]
   stride = 2 if hints else 1
   if hints:  # columns beyond every length are never written: '?'
     longest = int(length_BxK.max())
@@ -575,7 +577,10 @@ def list_slot(digits_BxKxW: np.ndarray, length_BxK: np.ndarray, first_index: int
     chars = np.stack([np.broadcast_to(letters, chars.shape), chars], axis=-1).reshape(batch, k, 2 * w)
     sig_W = np.stack([_no_digits(w), sig_W], axis=-1).reshape(2 * w)
     valid = None if full else np.repeat(valid, 2, axis=-1)
-  length_B = stride * w * k if full else stride * items(length_BxK) if k == 1 else stride * length_BxK.sum(axis=1)
+  if full:
+    length_B = stride * w * k
+  else:
+    length_B = stride * (length_BxK[:, 0] if k == 1 else length_BxK.sum(axis=1))
   if after:
     after_BxK = np.ones((batch, k), bool) if after_BxK is None else np.asarray(after_BxK, bool)
     chars = np.concatenate([chars, np.full((batch, k, 1), ord(after), np.uint8)], axis=-1)
