@@ -212,7 +212,7 @@ def plot_lengths(results: Sequence[PointResult], spec: Spec, references: Sequenc
       continue
     lengths = sorted(done[0].by_length)
     mean = [100 * statistics.mean(m.by_length.get(n, 0.0) for m in done) for n in lengths]
-    line, = ax.plot(lengths, mean, marker=".", label=f"{_label(key)} ({len(done)} seeds)")
+    line, = ax.plot(lengths, mean, marker=".", label=f"{_label(key)} ({len(done)} seed{'s' if len(done) > 1 else ''})")
     for r in matching(references, key):
       if r.length is not None:
         ax.plot([r.length], [100 * r.value], "x", color=line.get_color(), markersize=9)
