@@ -185,7 +185,7 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Mapping[str, Any]
     *parents, leaf = key.split(".")
     node = cfg
     for depth, part in enumerate(parents):
-      child = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+      child = node.get(part)
       if not isinstance(child, ml_collections.ConfigDict):
         raise ValueError(f"{where}: field {key!r} unknown: {'.'.join(parents[:depth + 1])!r} is not a "
                          f"config section")
@@ -314,7 +314,7 @@ def run_local(planned: Sequence[PlannedPoint], *, spec: str, workdir: str, cli_a
   """Runs the unfinished points: in this process (parallel=1) or as `parallel` subprocesses
   of the point command (output to each point's log.txt). Returns the names of failed points."""
   todo = [p for p in planned if not is_done(p.workdir)]
-  logging.warning("sweep: %d points, %d finished, %d to run", len(planned), len(planned) - len(todo), len(todo))
+  print(f"[sweep] {len(planned)} points selected, {len(planned) - len(todo)} finished, {len(todo)} to run", flush=True)
   failed = []
   if parallel <= 1:
     for p in todo:
