@@ -42,6 +42,8 @@ def eval_config() -> ml_collections.ConfigDict:
       batch_size=512,  # decoded rows per call; a multiple of the data-parallel size
       cached=True,  # KV-cache decoding (False: the uncached reference, slower)
       tfds_dir="",  # a frozen set written by data_gen.tfds_eval: evaluate on it instead
+      rope_scaling="",  # decode with this RoPE scaling ("linear:4", "ntk:4", "yarn:4:64", "none"; see
+      #   models.with_rope_scaling) instead of the trained model's; "": the trained model's
   ))
 
 
@@ -104,6 +106,11 @@ def validate(cfg: ml_collections.ConfigDict, *, device_count: int, process_count
   against the tokenizer, the eval grid's axes against the task, and the schedule.
   """
   models.validate(cfg.model)
+  if cfg.eval.rope_scaling:
+    try:
+      models.with_rope_scaling(cfg.model, cfg.eval.rope_scaling)
+    except ValueError as e:
+      raise ValueError(f"eval.rope_scaling={cfg.eval.rope_scaling!r}: {e}") from e
   if not cfg.model.causal:
     raise ValueError("model.causal=False: the loop trains next-token decoders and evaluates them by greedy "
                      "decoding, which an encoder would solve by looking ahead; set model.causal=True")

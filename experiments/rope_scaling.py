@@ -1,5 +1,6 @@
 """RoPE context-extension tricks on addition length generalization (issue 9): plain RoPE,
-position interpolation (PI), NTK-aware base scaling and YaRN, applied while training.
+position interpolation (PI), NTK-aware base scaling and YaRN, applied while training or only
+at evaluation.
 
   python -m arithlab.sweep --config=experiments/rope_scaling.py:small --workdir=runs/rope_small
 
@@ -11,12 +12,16 @@ ID 34 (L = 35 positions); a 30 x 30 problem at about 95, so the factor is s = 3 
 and YaRN's original context is L = 35 (formulas: arithlab/models/encodings/rope_scaling.py).
 
 Budgets as encodings_addition.py (full: 6 x 384, 20,000 steps, 3 seeds; `:small`: 2 x 128 on a
-2-core CPU, one seed; `:micro`: YaRN alone, seconds). No paper reports these scalings on
+2-core CPU, one seed; `:micro`: YaRN at evaluation alone, seconds). No paper reports these scalings on
 addition, so there are no reference numbers.
 
-Evaluation-time-only points (trained without scaling, evaluated with it) need the run config
-field `eval.rope_scaling` (applied through `arithlab.models.with_rope_scaling` when the eval
-model is built); it does not exist yet, so this sweep has the training-time points only.
+Evaluation-time points (`pi@eval`, `ntk@eval`, `yarn@eval`) train plain RoPE and decode with
+the scaling (`eval.rope_scaling`, applied by `arithlab.models.with_rope_scaling` to the eval
+model only; recorded in each eval grid's JSON). Each such point trains the plain point's run
+again from the same seed (the same parameters on the same machine), so that every point is
+one self-contained run; to rescore an already trained run instead:
+  python -m arithlab.main --mode=evaluate --config=experiments/rope_scaling.py:small \
+      --workdir=<the none point's directory> --config.eval.rope_scaling=yarn:3:35
 """
 
 import os
@@ -26,6 +31,9 @@ import ml_collections
 from arithlab import report, sweep
 
 SCALINGS = {"none": "none", "pi": "linear:3", "ntk": "ntk:3", "yarn": "yarn:3:35"}
+# The sweep's scaling labels: trained with the scaling, or trained plain and evaluated with it.
+POINTS = {**{name: {"model.encoding_options.scaling": spec} for name, spec in SCALINGS.items()},
+          **{f"{name}@eval": {"eval.rope_scaling": spec} for name, spec in SCALINGS.items() if name != "none"}}
 SEEDS = {"full": (0, 1, 2), "small": (0,), "micro": (0,)}
 
 REPORT = report.Spec(metric="eval/exact_ood")
@@ -46,10 +54,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 
 def get_sweep(arg: str | None = None) -> list[sweep.Point]:
-  """scaling (none, pi, ntk, yarn) x seed (micro: yarn alone)."""
+  """scaling (none, pi, ntk, yarn, pi@eval, ntk@eval, yarn@eval) x seed (micro: yarn@eval alone)."""
   size = sweep.budget(arg, "rope_scaling.py")
-  names = ("yarn",) if size == "micro" else tuple(SCALINGS)
+  names = ("yarn@eval",) if size == "micro" else tuple(POINTS)
   return sweep.product(
-      sweep.axis("scaling", {name: {"model.encoding_options.scaling": SCALINGS[name]}
-                             for name in names}),
+      sweep.axis("scaling", {name: POINTS[name] for name in names}),
       sweep.field_axis("seed", "seed", SEEDS[size]))

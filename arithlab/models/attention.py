@@ -20,6 +20,7 @@ from arithlab.models.sharding import Rules, constrain
 MASKED = -1e30  # logit of a key a query may not attend (finite: fully masked rows stay finite)
 
 
+@jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Keys:
   """The keys every layer attends in one call.

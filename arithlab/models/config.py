@@ -13,6 +13,7 @@ NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("gelu", "swiglu")
 DTYPES = ("float32", "bfloat16")
 TEMPERATURES = ("none", "log_n")
+REMAT = ("none", "full", "dots")
 
 
 def default_model_config() -> ml_collections.ConfigDict:
@@ -40,6 +41,8 @@ def default_model_config() -> ml_collections.ConfigDict:
   cfg.temperature = "none"  # "log_n": logits *= log(n) / log(temperature_base), n = keys seen
   cfg.temperature_base = math.e  # e: log n (Chiang & Cholak); the training length: = 1 there
   cfg.dtype = "float32"  # compute dtype; parameters are float32
+  cfg.remat = "none"  # training forward: "none" keeps every activation; "full" recomputes each
+  #   block in the backward pass; "dots" keeps its weight matmuls' outputs, recomputes the rest
   cfg.logical_rules = DEFAULT_RULES
   return cfg
 
@@ -55,6 +58,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   _choice(cfg, "activation", ACTIVATIONS)
   _choice(cfg, "dtype", DTYPES)
   _choice(cfg, "temperature", TEMPERATURES)
+  _choice(cfg, "remat", REMAT)
   check_options(cfg.encoding, encoding_class(cfg.encoding), dict(cfg.encoding_options))
   if cfg.d_model % cfg.heads:
     raise ValueError(f"model.d_model={cfg.d_model} must be a multiple of model.heads={cfg.heads}")

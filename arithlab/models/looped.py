@@ -6,7 +6,7 @@ block h_r + e (h_0 = 0, e the embedded input): recurrence 0 sees e, as a plain m
 In cached decoding every (recurrence, layer) pair has its own KV cache, in that order.
 """
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -16,10 +16,10 @@ from arithlab.models.attention import Keys
 from arithlab.models.encodings.base import State
 
 
-def apply_layers(layers: Sequence[nnx.Module], e_BxTxD: jax.Array, positions: jax.Array,
+def apply_layers(layers: Sequence[Callable], e_BxTxD: jax.Array, positions: jax.Array,
                  state: State, keys: Keys, caches: list | None, *, recurrences: int,
                  inject: bool, deterministic: bool) -> tuple[jax.Array, list | None]:
-  """Runs `layers` in order `recurrences` times.
+  """Runs `layers` (Blocks, or callables with their signature) in order `recurrences` times.
 
   e_BxTxD: the embedded input (compute dtype); positions: int32 [B, T(, L)]; state: the
   encoding state entering the first layer; caches: None (uncached) or the

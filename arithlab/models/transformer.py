@@ -5,7 +5,7 @@ in the encoding chosen by `cfg.encoding` (see encodings/base.py for its hooks).
 """
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +18,10 @@ from arithlab.models.encodings import Dims, Encoding, build_encoding
 from arithlab.models.encodings.base import State, dense, normal_init
 from arithlab.models.looped import apply_layers
 from arithlab.models.sharding import Rules, constrain, freeze_rules
+
+# model.remat -> what a rematerialized block keeps for the backward pass (jax.checkpoint policy).
+REMAT_POLICIES = {"full": jax.checkpoint_policies.nothing_saveable,
+                  "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable}
 
 
 def make_norm(cfg: ml_collections.ConfigDict, dtype: Any, rngs: nnx.Rngs) -> nnx.Module:
@@ -94,6 +98,7 @@ class Transformer(nnx.Module):
     self.recurrences = cfg.recurrences
     self.test_recurrences = cfg.test_recurrences
     self.rules = freeze_rules(cfg.logical_rules)
+    self.remat = cfg.remat
     dims = Dims(d_model=cfg.d_model, heads=cfg.heads, head_dim=cfg.d_model // cfg.heads,
                 causal=cfg.causal, max_position=cfg.max_len, levels=cfg.position_levels,
                 dtype=dtype, layers=cfg.layers)
@@ -190,12 +195,26 @@ class Transformer(nnx.Module):
     x_BxTxD = self.encoding.embed(self.embed(tokens_BxT), positions)
     x_BxTxD = constrain(self.dropout(x_BxTxD, deterministic=deterministic),
                         ("batch", "length", "embed"), self.rules)
+    blocks = self.blocks
+    if self.remat != "none" and caches is None:
+      blocks = [remat_block(b, REMAT_POLICIES[self.remat]) for b in self.blocks]
     x_BxTxD, caches = apply_layers(
-        self.blocks, x_BxTxD, positions, self.encoding.init_state(positions), keys, caches,
+        blocks, x_BxTxD, positions, self.encoding.init_state(positions), keys, caches,
         recurrences=recurrences, inject=self.looped, deterministic=deterministic)
     x_BxTxD = self.final_norm(x_BxTxD)
     logits = self.embed.attend(x_BxTxD) if self.unembed is None else self.unembed(x_BxTxD)
     return constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"), self.rules), caches
+
+
+def remat_block(block: Block, policy) -> Callable:
+  """`block` as a callable whose activations are recomputed in the backward pass, except
+  those `policy` saves (uncached calls only: a KV cache is written, not differentiated)."""
+  @nnx.remat(policy=policy, static_argnums=5)
+  def call(block, x_BxTxD, positions, state, keys, deterministic):
+    return block(x_BxTxD, positions, state, keys, None, deterministic=deterministic)
+
+  return lambda x_BxTxD, positions, state, keys, cache, *, deterministic: call(
+      block, x_BxTxD, positions, state, keys, deterministic)
 
 
 def build(cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> Transformer:

@@ -13,7 +13,7 @@ heatmap `.png`, and printed as a text grid.
 import dataclasses
 import json
 import os
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -210,15 +210,17 @@ def plot_heatmap(result: GridResult, path: str, title: str = "") -> None:
   fig.savefig(path)
 
 
-def save(result: GridResult, eval_dir: str, title: str = "") -> str:
-  """Writes grid_<step>.npz, .json and .png under eval_dir; returns the path prefix."""
+def save(result: GridResult, eval_dir: str, title: str = "", record: Mapping[str, Any] | None = None) -> str:
+  """Writes grid_<step>.npz, .json and .png under eval_dir; returns the path prefix.
+  record: extra top-level fields of the .json (e.g. the evaluation-time rope_scaling)."""
   os.makedirs(eval_dir, exist_ok=True)
   prefix = os.path.join(eval_dir, f"grid_{result.step:07d}")
   np.savez(prefix + ".npz", axes=np.array(result.axes), cells=np.array(result.cells), exact=result.exact_C,
            digit=result.digit_C, count=result.count_C, in_box=result.in_box_C, train_ranges=np.array(result.train_ranges),
            step=result.step)
   with open(prefix + ".json", "w") as f:
-    json.dump({"step": result.step, "axes": result.axes, "train_ranges": result.train_ranges, **result.summary(),
+    json.dump({"step": result.step, "axes": result.axes, "train_ranges": result.train_ranges, **(record or {}),
+               **result.summary(),
                "cells": [{"lengths": list(c), "exact": float(e), "digit": float(d), "count": int(n),
                           "in_distribution": bool(i)}
                          for c, e, d, n, i in zip(result.cells, result.exact_C, result.digit_C, result.count_C,

@@ -6,11 +6,14 @@ the seed, s and the process's slice), so a run resumed from a checkpoint at step
 exactly the batches an uninterrupted run sees from k on. Process 0 writes the run record:
 
   workdir/config.json, env.json, metrics.jsonl, checkpoints/<step>/, eval/grid_<step>.{npz,json,png}
+
+`evaluate_checkpoint` scores a finished (or interrupted) run's checkpoint again, e.g. with an
+evaluation-time RoPE scaling, into workdir/eval/<label>/ without touching what training wrote.
 """
 
 import os
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import ml_collections
@@ -19,6 +22,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 
 from arithlab import config as config_lib
+from arithlab import models
 from arithlab.train import checkpoint as checkpoint_lib
 from arithlab.train import decode as decode_lib
 from arithlab.train import evaluate as evaluate_lib
@@ -41,10 +45,12 @@ def eval_grid(cfg: ml_collections.ConfigDict) -> Grid:
                             seed=cfg.eval.seed)
 
 
-def check_lengths(model: nnx.Module, train_batch: Mapping[str, np.ndarray], grid: Grid) -> None:
+def check_lengths(model: nnx.Module, train_batch: Mapping[str, np.ndarray] | None, grid: Grid) -> None:
   """Raises the model's ValueError (naming the encoding and its limit) when the training batch
-  or the longest eval cell (prompt + answer) has position IDs or a length the encoding cannot hold."""
-  model.check_length(int(np.max(train_batch["positions"])), train_batch["tokens"].shape[1])
+  (None: not checked) or the longest eval cell (prompt + answer) has position IDs or a length
+  the encoding cannot hold."""
+  if train_batch is not None:
+    model.check_length(int(np.max(train_batch["positions"])), train_batch["tokens"].shape[1])
   for batch in grid.values():
     positions = max(int(np.max(batch["prompt_positions"])), int(np.max(batch["answer_positions"])))
     model.check_length(positions, batch["prompt"].shape[1] + batch["answer"].shape[1])
@@ -77,6 +83,36 @@ def _mean_metrics(history: list[dict[str, jax.Array]]) -> dict[str, float]:
   out["lr"] = float(values[-1]["lr"])
   out["tokens"] = float(np.sum([h["tokens"] for h in values]))
   return out
+
+
+def eval_model_def(cfg: ml_collections.ConfigDict, mesh, model_def: step_lib.ModelDef) -> step_lib.ModelDef:
+  """The model that decodes at evaluation: the trained one, or (eval.rope_scaling set) the same
+  parameters under that RoPE scaling."""
+  if not cfg.eval.rope_scaling:
+    return model_def
+  return step_lib.model_def_of(models.with_rope_scaling(cfg.model, cfg.eval.rope_scaling), cfg.seed, mesh)
+
+
+def make_run_eval(cfg: ml_collections.ConfigDict, mesh, model_def: step_lib.ModelDef, grid: Grid,
+                  eval_dir: str) -> Callable[[dict, int], evaluate_lib.GridResult]:
+  """`run_eval(state, step)`: decodes the grid with the state's parameters and (process 0) saves
+  the result under eval_dir, recording eval.rope_scaling when it is set."""
+  rules = cfg.model.logical_rules
+  data = pipeline.build(cfg.data)
+  decode = decode_lib.make_decode(eval_model_def(cfg, mesh, model_def), mesh, rules, cached=cfg.eval.cached)
+  record = {"rope_scaling": cfg.eval.rope_scaling} if cfg.eval.rope_scaling else {}
+  title = f"{cfg.name} (rope_scaling {cfg.eval.rope_scaling})" if record else cfg.name
+
+  def run_eval(state: dict, step: int) -> evaluate_lib.GridResult:
+    result = evaluate_lib.evaluate(
+        lambda part: decode(state["params"], state["rng_counts"], mesh_lib.replicated_batch(part, mesh, rules)),
+        grid, chunk=cfg.eval.batch_size, axes=data.sources[0].task.length_axes,
+        train_ranges=data.sources[0].ranges, step=step)
+    if metrics_lib.is_writer():
+      evaluate_lib.save(result, eval_dir, title, record)
+    return result
+
+  return run_eval
 
 
 def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None = None) -> dict[str, Any]:
@@ -123,19 +159,14 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
   first = batch_at(start)
   batch_shardings = {k: mesh_lib.batch_sharding(mesh, rules, v.ndim) for k, v in first.items()}
   train_step = step_lib.make_train_step(model_def, cfg.train, tx, shardings, batch_shardings, mesh)
-  decode = decode_lib.make_decode(model_def, mesh, rules, cached=cfg.eval.cached)
-  train_ranges = data.sources[0].ranges
+  evaluate = make_run_eval(cfg, mesh, model_def, grid, os.path.join(workdir, "eval"))
   metrics_writer = metrics_lib.MetricsWriter(workdir) if writer else None
   progress = metrics_lib.Progress(cfg.train.steps, start) if writer else None
 
   def run_eval(step: int) -> dict[str, float]:
-    result = evaluate_lib.evaluate(
-        lambda part: decode(state["params"], state["rng_counts"], mesh_lib.replicated_batch(part, mesh, rules)),
-        grid, chunk=cfg.eval.batch_size, axes=data.sources[0].task.length_axes, train_ranges=train_ranges,
-        step=step)
+    result = evaluate(state, step)
     summary = result.summary()
     if writer:
-      evaluate_lib.save(result, os.path.join(workdir, "eval"), cfg.name)
       metrics_writer.write(step, summary)
       progress.message(evaluate_lib.format_grid(result))
     return summary
@@ -168,3 +199,41 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
   if writer:
     progress.close()
   return {"step": end, **last_train, **last_eval}
+
+
+def rescore_label(cfg: ml_collections.ConfigDict) -> str:
+  """The folder under workdir/eval/ that `evaluate_checkpoint` writes: named by the override."""
+  return "rope_scaling_" + cfg.eval.rope_scaling.replace(":", "_") if cfg.eval.rope_scaling else "rescored"
+
+
+def evaluate_checkpoint(cfg: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> dict[str, float]:
+  """Scores checkpoint `step` (None: the latest) of the run in `workdir` on cfg's eval grid
+  (with eval.rope_scaling when set) into workdir/eval/<rescore_label>/: grid files and the
+  config used. Training's own files are left as they are. Returns the eval summary and "step".
+
+  Raises:
+    ValueError: when workdir has no checkpoint (or not `step`), or the checkpoint does not fit
+      cfg's model.
+  """
+  config_lib.validate(cfg, device_count=jax.device_count(), process_count=jax.process_count())
+  mesh = mesh_lib.make_mesh(cfg.mesh)
+  model_def, state, _ = step_lib.init(cfg, mesh, optim.make_optimizer(cfg.train))
+  checkpointer = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"), cfg.checkpoint,
+                                             cfg.checkpoint.best_metric)
+  steps = checkpointer.all_steps()
+  step = max(steps, default=None) if step is None else step
+  if step not in steps:
+    checkpointer.close()
+    raise ValueError(f"no checkpoint {'at all' if step is None else f'at step {step}'} in "
+                     f"{os.path.join(workdir, 'checkpoints')} (it holds steps {steps}); train the run first "
+                     "or choose one of those steps")
+  state = checkpointer.restore(step, state)
+  checkpointer.close()
+  grid = eval_grid(cfg)
+  check_lengths(model_def.merge(state["params"], state["rng_counts"]), None, grid)
+  eval_dir = os.path.join(workdir, "eval", rescore_label(cfg))
+  if metrics_lib.is_writer():
+    os.makedirs(eval_dir, exist_ok=True)
+    metrics_lib.write_config(eval_dir, cfg)
+    metrics_lib.write_env(eval_dir)
+  return {"step": step, **make_run_eval(cfg, mesh, model_def, grid, eval_dir)(state, step).summary()}

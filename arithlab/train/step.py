@@ -94,6 +94,20 @@ def init(cfg: ml_collections.ConfigDict, mesh: Mesh,
   return ModelDef(abstract_def.graphdef, constants), state, shardings
 
 
+def model_def_of(model_cfg: ml_collections.ConfigDict, seed: int, mesh: Mesh) -> ModelDef:
+  """The ModelDef (graph and constants, no parameters) of the model of `model_cfg`: to decode
+  a train state's parameters with a variant of its model that has the same parameters (e.g.
+  `models.with_rope_scaling`)."""
+  def build() -> nnx.Module:
+    return models.build(model_cfg, rngs=nnx.Rngs(seed))
+
+  with jax.set_mesh(mesh):
+    graphdef = split(nnx.eval_shape(build))[0].graphdef
+    constants = jax.jit(lambda: split(build())[0].constants,
+                        out_shardings=mesh_lib.replicated(mesh))()
+  return ModelDef(graphdef, constants)
+
+
 def loss_sums(model: nnx.Module, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
   """Summed loss and accuracy counts of a training batch (teacher forcing).
 

@@ -157,6 +157,7 @@ def test_forward_under_a_mesh_equals_no_mesh(make_model, make_positions, make_to
     ("norm", "batchnorm", "layernorm, rmsnorm"),
     ("activation", "relu", "gelu, swiglu"),
     ("dtype", "float16", "float32, bfloat16"),
+    ("remat", "everything", "none, full, dots"),
     ("heads", 5, "multiple of model.heads=5"),
     ("recurrences", 2, "need model.looped=True"),
 ])
@@ -170,3 +171,27 @@ def test_validate_names_the_bad_field(field, value, message, make_config):
 def test_positions_shape_must_match(make_model):
   with pytest.raises(ValueError, match="position_levels=0"):
     make_model("rope")(jnp.ones((1, 3), jnp.int32), jnp.zeros((1, 4), jnp.int32))
+
+
+@pytest.mark.parametrize("remat", ["full", "dots"])
+@pytest.mark.parametrize("encoding,overrides", [
+    ("rope", {}), ("tape", {}), ("fire", {}), ("rope", {"looped": True, "recurrences": 2}),
+    ("learned", {"dropout": 0.2})])
+def test_remat_keeps_logits_and_gradients(remat, encoding, overrides, make_model,
+                                          make_positions, make_tokens):
+  tokens = make_tokens(3, 2, 7)
+
+  def loss_and_grads(model):
+    positions = make_positions(model, np.array([0, 2]), 7)
+    mask = jnp.arange(7)[None] >= jnp.array([[0], [2]])
+
+    def loss(m):
+      return jnp.mean(m(tokens, positions, mask_BxT=mask, deterministic=False) ** 2)
+
+    return nnx.jit(nnx.value_and_grad(loss))(model)
+
+  plain_loss, plain_grads = loss_and_grads(make_model(encoding, **overrides))
+  remat_loss, remat_grads = loss_and_grads(make_model(encoding, remat=remat, **overrides))
+  np.testing.assert_allclose(remat_loss, plain_loss, rtol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+               nnx.state(remat_grads), nnx.state(plain_grads))

@@ -11,7 +11,7 @@ from data_gen import pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 EXPERIMENTS = ("lee2023.py", "shen2023.py", "awasthi2023.py", "singh2024.py", "ruoss2023.py", "mcleish2024.py",
-               "cho2024.py", "zhou2024.py", "zhu2025.py", "encodings_addition.py")
+               "cho2024.py", "zhou2024.py", "zhu2025.py", "encodings_addition.py", "rope_scaling.py")
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

@@ -42,6 +42,9 @@ def test_the_default_and_base_configs_are_valid():
     (lambda c: c.model.update(norm="batchnorm"), 1, r"model.norm='batchnorm' unknown"),
     (lambda c: c.model.update(causal=False), 1, r"model.causal=False: .* set model.causal=True"),
     (lambda c: c.data.update(loss="most"), 1, r"data.loss 'most' unknown"),
+    (lambda c: c.eval.update(rope_scaling="linear"), 1, r"eval.rope_scaling='linear': .*linear:<s>"),
+    (lambda c: (c.model.update(encoding="alibi"), c.eval.update(rope_scaling="linear:2")), 1,
+     r"eval.rope_scaling='linear:2': model.encoding='alibi' takes no RoPE scaling; .*rope"),
 ])
 def test_bad_configs_name_the_field(change, devices, message):
   cfg = base()

@@ -11,6 +11,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from arithlab.train import checkpoint, loop, mesh, metrics, optim, step
 from data_gen import tfds_eval
@@ -74,6 +75,36 @@ def test_main_writes_the_run_record(tmp_path):
   assert (workdir / "checkpoints" / "4").is_dir()
   for suffix in ("npz", "json", "png"):
     assert (workdir / "eval" / f"grid_0000004.{suffix}").is_file()
+  rescored = subprocess.run(
+      [sys.executable, "-m", "arithlab.main", "--mode=evaluate", "--config=experiments/quickstart.py:smoke",
+       f"--workdir={workdir}", "--config.train.steps=4", "--config.eval.rope_scaling=linear:2"], cwd=REPO,
+      capture_output=True, text=True, timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert rescored.returncode == 0, rescored.stderr[-3000:]
+  assert "step=4 eval/exact_all=" in rescored.stdout
+  with open(workdir / "eval" / "rope_scaling_linear_2" / "grid_0000004.json") as f:
+    assert json.load(f)["rope_scaling"] == "linear:2"
+
+
+def test_evaluate_checkpoint_rescores_without_touching_the_run(tmp_path):
+  cfg = smoke_config()
+  workdir = str(tmp_path / "run")
+  with pytest.raises(ValueError, match=r"no checkpoint at all in .*checkpoints.*train the run first"):
+    loop.evaluate_checkpoint(cfg, workdir)
+  trained = loop.train(cfg, workdir)
+  written = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+  same = loop.evaluate_checkpoint(cfg, workdir)  # no override: the training's final scores
+  assert same["step"] == cfg.train.steps
+  assert {k: v for k, v in same.items() if k.startswith("eval/")} == \
+      {k: v for k, v in trained.items() if k.startswith("eval/")}
+  cfg.eval.rope_scaling = "none"  # the trained model's scaling, named: the same scores again
+  assert loop.evaluate_checkpoint(cfg, workdir) == same
+  with open(os.path.join(workdir, "eval", "rope_scaling_none", f"grid_{cfg.train.steps:07d}.json")) as f:
+    assert json.load(f)["rope_scaling"] == "none"
+  with open(os.path.join(workdir, "eval", "rope_scaling_none", "config.json")) as f:
+    assert json.load(f)["eval"]["rope_scaling"] == "none"
+  assert all(p.read_bytes() == data for p, data in written.items())
+  with pytest.raises(ValueError, match=r"no checkpoint at step 1 in .*holds steps \[.*6\]"):
+    loop.evaluate_checkpoint(cfg, workdir, step=1)
 
 
 def free_port() -> int:
