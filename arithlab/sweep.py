@@ -77,6 +77,18 @@ def budget(arg: str | None, experiment: str) -> str:
   return arg
 
 
+def small(cfg: ml_collections.ConfigDict, *, steps: int = 4000, n_per_cell: int, eval_batch: int,
+          **model: Any) -> ml_collections.ConfigDict:
+  """Shrinks an experiment's config in place to the usual `:small` budget (minutes on a 2-core
+  CPU): a 2-layer width-128 model (4 heads, d_ff 512; `model` changes other model fields),
+  `steps` steps of batch 64 at lr 1e-3 after 200 warmup steps, evaluated at half time and at
+  the end on `n_per_cell` problems per cell, `eval_batch` rows per decoder call. Returns cfg."""
+  cfg.model.update(layers=2, d_model=128, heads=4, d_ff=512, **model)
+  cfg.train.update(steps=steps, batch_size=64, lr=1e-3, warmup_steps=200)
+  cfg.eval.update(every=steps // 2, n_per_cell=n_per_cell, batch_size=eval_batch)
+  return cfg
+
+
 def micro(cfg: ml_collections.ConfigDict, eval_lengths: Mapping[str, tuple[int, int]]) -> ml_collections.ConfigDict:
   """Shrinks an experiment's config in place to its `:micro` budget (seconds on a CPU, for
   tests): a 1-layer width-16 model, one step of batch 8, one evaluation of 2 problems per cell

@@ -50,9 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.eval.update(every=5000, n_per_cell=100, batch_size=1000)
   cfg.checkpoint.update(every=5000, keep=1, best_metric="eval/exact_ood")
   if size == "small":
-    cfg.model.update(layers=2, d_model=128, heads=4, d_ff=512)
-    cfg.train.update(steps=4000, batch_size=64, lr=1e-3, warmup_steps=200)
-    cfg.eval.update(every=2000, n_per_cell=32, batch_size=960)
+    sweep.small(cfg, n_per_cell=32, eval_batch=960)
   elif size == "micro":
     sweep.micro(cfg, {"count": (2, 3), "digits": (1, 1)})
   return cfg

@@ -50,9 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.eval.update(every=5000, n_per_cell=16, batch_size=1024)
   cfg.checkpoint.update(every=5000, keep=1, best_metric="eval/exact_ood")
   if size == "small":
-    cfg.model.update(layers=2, d_model=128, heads=4, d_ff=512)
-    cfg.train.update(steps=6000, batch_size=64, warmup_steps=200)
-    cfg.eval.update(every=3000, n_per_cell=2, batch_size=900)
+    sweep.small(cfg, steps=6000, n_per_cell=2, eval_batch=900)
   elif size == "micro":
     sweep.micro(cfg, {"len_0": (TRAIN_MAX, TRAIN_MAX + 1), "len_1": (TRAIN_MAX, TRAIN_MAX)})
   return cfg

@@ -45,9 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.eval.update(every=10000, n_per_cell=16, batch_size=1024)
   cfg.checkpoint.update(every=10000, keep=1, best_metric="eval/exact_ood")
   if size == "small":
-    cfg.model.update(layers=2, d_model=128, heads=4, d_ff=512)
-    cfg.train.update(steps=4000, batch_size=64, lr=1e-3, warmup_steps=200)
-    cfg.eval.update(every=2000, n_per_cell=4, batch_size=900)
+    sweep.small(cfg, n_per_cell=4, eval_batch=900)
   elif size == "micro":
     sweep.micro(cfg, {"len_0": (2, 3), "len_1": (2, 2)})
   return cfg

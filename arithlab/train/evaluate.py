@@ -2,9 +2,10 @@
 
 A grid maps each cell (one length per length axis, e.g. (len_a, len_b)) to an eval batch
 of N problems (`data_gen.pipeline.eval_grid`, or a frozen TFDS set from
-`data_gen.tfds_eval.read_eval_set`). All cells are stacked into one batch (prompts
-left-padded, answers right-padded to the widest cell), so a grid compiles the decoder
-once, and decoded in chunks of `eval.batch_size` rows. A row is an exact match when every
+`data_gen.tfds_eval.read_eval_set`). Cells of similar widths are stacked into one batch
+(prompts left-padded, answers right-padded to the group's widths rounded up to a multiple of
+BUCKET tokens), so a grid compiles the decoder once per group and a short cell decodes only
+the answer steps its group needs; each group is decoded in chunks of `eval.batch_size` rows. A row is an exact match when every
 answer token up to and including EOS is reproduced; per-digit accuracy counts the answer's
 digit tokens. Results are saved to workdir/eval/ as `grid_<step>.npz`, `.json` and a
 heatmap `.png`, and printed as a text grid.
@@ -68,15 +69,37 @@ def _pad_to(x: np.ndarray, width: int, *, left: bool) -> np.ndarray:
   return np.pad(x, pad)
 
 
-def stack_cells(grid: Mapping[Cell, Batch]) -> tuple[Batch, np.ndarray]:
+BUCKET = 16  # cells are decoded in groups whose prompt and answer widths round up to the same multiple
+
+
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
+def bucket_cells(grid: Mapping[Cell, Batch], bucket: int = BUCKET) -> dict[tuple[int, int], list[int]]:
+  """Indices into `list(grid)` grouped by their padded widths (P, A): the cell's prompt and
+  answer widths rounded up to a multiple of `bucket`, but not past the grid's widest; narrowest
+  answers first. A group is one compiled decoder shape, whose rows decode A answer steps."""
+  widest_prompt = max(b["prompt"].shape[1] for b in grid.values())
+  widest_answer = max(b["answer"].shape[1] for b in grid.values())
+  groups: dict[tuple[int, int], list[int]] = {}
+  for i, b in enumerate(grid.values()):
+    key = (min(_round_up(b["prompt"].shape[1], bucket), widest_prompt),
+           min(_round_up(b["answer"].shape[1], bucket), widest_answer))
+    groups.setdefault(key, []).append(i)
+  return dict(sorted(groups.items(), key=lambda item: item[0][::-1]))
+
+
+def stack_cells(grid: Mapping[Cell, Batch], widths: tuple[int, int] | None = None) -> tuple[Batch, np.ndarray]:
   """All cells as one batch: prompts (and their positions) left-padded to the widest prompt P,
-  answers, answer positions and digit masks right-padded to the widest answer A.
+  answers, answer positions and digit masks right-padded to the widest answer A, or to
+  widths = (P, A) when given (at least the widest).
 
   Returns (batch with N = sum of cell sizes rows, cell index int64 [N] into `list(grid)`).
   """
   batches = list(grid.values())
-  prompt_width = max(b["prompt"].shape[1] for b in batches)
-  answer_width = max(b["answer"].shape[1] for b in batches)
+  prompt_width, answer_width = widths or (max(b["prompt"].shape[1] for b in batches),
+                                          max(b["answer"].shape[1] for b in batches))
   stacked = {
       key: np.concatenate([_pad_to(np.asarray(b[key]), prompt_width if key.startswith("prompt") else answer_width,
                                    left=key.startswith("prompt")) for b in batches])
@@ -86,16 +109,17 @@ def stack_cells(grid: Mapping[Cell, Batch]) -> tuple[Batch, np.ndarray]:
   return stacked, index_N
 
 
-def decode_rows(decode: Callable[[Batch], jax.Array], batch: Batch, chunk: int) -> np.ndarray:
+def decode_rows(decode: Callable[[Batch], jax.Array], batch: Batch, chunk: int, row_multiple: int = 1) -> np.ndarray:
   """Runs `decode` (NumPy eval batch -> tokens, e.g. a jitted batch-sharded decoder) over the rows
-  of `batch` in chunks of `chunk` rows (the last chunk padded by repeating row 0).
+  of `batch` in chunks of `chunk` rows; a last, shorter chunk is padded (by repeating row 0) to
+  a multiple of `row_multiple` (the data-parallel size, which `chunk` is a multiple of).
 
   Returns the generated tokens, int32 [N, A], on every process.
   """
   rows = batch["prompt"].shape[0]
   out = []
   for start in range(0, rows, chunk):
-    take_M = np.arange(start, start + chunk)
+    take_M = np.arange(start, start + min(chunk, _round_up(rows - start, row_multiple)))
     take_M = np.where(take_M < rows, take_M, 0)
     part = {k: v[take_M] for k, v in batch.items()}
     tokens = decode(part)
@@ -121,16 +145,22 @@ def score(generated_NxA: np.ndarray, batch: Batch, index_N: np.ndarray, cells: i
 
 
 def evaluate(decode: Callable[[Batch], jax.Array], grid: Mapping[Cell, Batch], *, chunk: int,
-             axes: Sequence[str], train_ranges: Sequence[Sequence[int]], step: int) -> GridResult:
+             axes: Sequence[str], train_ranges: Sequence[Sequence[int]], step: int, row_multiple: int = 1,
+             bucket: int | None = BUCKET) -> GridResult:
   """Decodes every cell of `grid` greedily and scores it; see `GridResult`.
 
-  decode: NumPy eval batch of `chunk` rows -> generated tokens int32 [chunk, A] (see
-  `decode_rows`).
+  Cells are decoded in width groups (`bucket_cells`; bucket=None: all in one group, padded to
+  the widest cell). decode: NumPy eval batch of at most `chunk` rows (a multiple of
+  `row_multiple`) -> generated tokens int32 [rows, A] (see `decode_rows`).
   """
-  batch, index_N = stack_cells(grid)
-  generated_NxA = decode_rows(decode, batch, chunk)
   cells = [tuple(int(n) for n in c) for c in grid]
-  exact_C, digit_C, count_C = score(generated_NxA, batch, index_N, len(cells))
+  exact_C, digit_C, count_C = np.zeros(len(cells)), np.zeros(len(cells)), np.zeros(len(cells), np.int64)
+  groups = {None: list(range(len(cells)))} if bucket is None else bucket_cells(grid, bucket)
+  batches = list(grid.values())
+  for widths, members in groups.items():
+    batch, index_N = stack_cells({cells[i]: batches[i] for i in members}, widths)
+    generated_NxA = decode_rows(decode, batch, chunk, row_multiple)
+    exact_C[members], digit_C[members], count_C[members] = score(generated_NxA, batch, index_N, len(members))
   return GridResult(axes=list(axes), cells=cells, exact_C=exact_C, digit_C=digit_C, count_C=count_C,
                     in_box_C=np.array([in_box(c, train_ranges) for c in cells]),
                     train_ranges=[tuple(int(n) for n in r) for r in train_ranges], step=int(step))

@@ -100,6 +100,7 @@ def make_run_eval(cfg: ml_collections.ConfigDict, mesh, model_def: step_lib.Mode
   rules = cfg.model.logical_rules
   data = pipeline.build(cfg.data)
   decode = decode_lib.make_decode(eval_model_def(cfg, mesh, model_def), mesh, rules, cached=cfg.eval.cached)
+  dp = mesh_lib.data_parallel_size(dict(mesh.shape), rules)
   record = {"rope_scaling": cfg.eval.rope_scaling} if cfg.eval.rope_scaling else {}
   title = f"{cfg.name} (rope_scaling {cfg.eval.rope_scaling})" if record else cfg.name
 
@@ -107,7 +108,7 @@ def make_run_eval(cfg: ml_collections.ConfigDict, mesh, model_def: step_lib.Mode
     result = evaluate_lib.evaluate(
         lambda part: decode(state["params"], state["rng_counts"], mesh_lib.replicated_batch(part, mesh, rules)),
         grid, chunk=cfg.eval.batch_size, axes=data.sources[0].task.length_axes,
-        train_ranges=data.sources[0].ranges, step=step)
+        train_ranges=data.sources[0].ranges, step=step, row_multiple=dp)
     if metrics_lib.is_writer():
       evaluate_lib.save(result, eval_dir, title, record)
     return result

@@ -64,19 +64,10 @@ def test_decode_cached_matches_recompute(capsys):
   assert row[9].endswith("x")
 
 
-def test_eval_grid_extrapolates_from_a_sub_grid(capsys):
+def test_eval_grid_runs_one_shape_and_buckets_side_by_side(capsys):
   from benchmarks import eval_grid
 
-  measured, extrapolated = eval_grid.main(["--smoke", "--cores=0"])
-  assert measured[0] == "measured (sub-grid)" and measured[2] == "4 cells" and measured[3] == "8"
-  assert extrapolated[0] == "EXTRAPOLATED full grid" and extrapolated[3] == "18"
-  assert measured[4] == extrapolated[4] == "10 + 6"  # the sub-grid holds the widest cell
-
-
-def test_sub_grid_keeps_the_widest_cell():
-  from benchmarks import eval_grid
-
-  full = [(a, b) for a in range(1, 5) for b in range(1, 5)]
-  cells = eval_grid.sub_grid(full, 5)
-  assert len(set(cells)) == 5 and cells[-1] == (4, 4) and set(cells) <= set(full)
-  assert eval_grid.sub_grid(full, 0) == full
+  one, buckets = eval_grid.main(["--smoke", "--cores=0"])
+  assert [one[0], buckets[0]] == ["one shape", "buckets"]
+  assert one[3] == buckets[3] == "18" and one[4] == "1" and one[-1] == "1.00x"
+  assert "same exact match per cell both ways: True" in capsys.readouterr().out

@@ -37,6 +37,24 @@ def test_stack_cells_pads_prompts_left_and_answers_right():
   np.testing.assert_array_equal(index_N, [0, 0, 1, 1])
 
 
+def test_cells_are_decoded_in_width_buckets_with_rows_padded_to_the_multiple():
+  seen = []
+
+  def decode(part):  # records the shapes it is called with; echoes the answer
+    seen.append((part["prompt"].shape, part["answer"].shape))
+    return part["answer"]
+
+  res = evaluate.evaluate(decode, GRID, chunk=4, axes=["len_0", "len_1"], train_ranges=[(1, 1), (1, 1)], step=0,
+                          row_multiple=4, bucket=1)
+  assert seen == [((4, 4), (4, 2)), ((4, 5), (4, 4))]  # 2 rows each, padded to 4; widths of each cell
+  np.testing.assert_allclose(res.exact_C, [1.0, 1.0])
+  assert evaluate.bucket_cells(GRID, 1) == {(4, 2): [0], (5, 4): [1]}
+  assert evaluate.bucket_cells(GRID, 4) == {(4, 4): [0], (5, 4): [1]}  # not past the widest
+  seen.clear()
+  evaluate.evaluate(decode, GRID, chunk=2, axes=["len_0", "len_1"], train_ranges=[(1, 1), (1, 1)], step=0)
+  assert seen == [((2, 5), (2, 4))] * 2  # one bucket (16 rounds past both widest), two chunks
+
+
 def test_score_counts_exact_match_through_eos_and_digits():
   batch, index_N = evaluate.stack_cells(GRID)
   generated = np.array([[20, EOS, 5, 5],  # right; what follows EOS does not matter
@@ -56,13 +74,15 @@ def result(exact_C=(1.0, 0.25)):
 
 
 def test_evaluate_decodes_in_chunks_and_scores():
-  def decode(part):  # echoes the answer except in rows of the second cell
+  def decode(part):  # echoes the answer except in rows of the second cell (answers of 3+ tokens)
     out = part["answer"].copy()
-    out[part["prompt"][:, 0] == 7] = 0
+    out[part["answer"][:, 1] != EOS] = 0
     return out
 
-  res = evaluate.evaluate(decode, GRID, chunk=3, axes=["len_0", "len_1"], train_ranges=[(1, 1), (1, 1)], step=7)
-  np.testing.assert_allclose(res.exact_C, [1.0, 0.0])
+  for bucket in (None, 1, 16):
+    res = evaluate.evaluate(decode, GRID, chunk=3, axes=["len_0", "len_1"], train_ranges=[(1, 1), (1, 1)], step=7,
+                            bucket=bucket)
+    np.testing.assert_allclose(res.exact_C, [1.0, 0.0])
   assert res.in_box_C.tolist() == [True, False]
   assert res.summary() == pytest.approx({"eval/exact_all": 0.5, "eval/exact_id": 1.0, "eval/digit_id": 1.0,
                                          "eval/exact_ood": 0.0, "eval/digit_ood": 0.0})
