@@ -53,7 +53,7 @@ import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from arithlab import report
+from arithlab import process, report
 from arithlab.train import loop
 from arithlab.train import metrics as metrics_lib
 
@@ -449,6 +449,7 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  process.keep_freed_memory()  # as arithlab.main: batches reuse mapped pages
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   f = flags.FLAGS

@@ -8,8 +8,9 @@ One core: thread pools are limited to 1 before NumPy is imported and the process
 to one CPU. Unless --default-malloc, glibc is told (mallopt) to keep freed memory instead of
 returning it to the kernel after every call: by default every batch's arrays of a few hundred
 KiB land in freshly mapped pages, and the page faults take about a third of the batch time. A
-process-wide setting like this belongs in entry points (this script, a training main), never
-in library code; it speeds up the reference too.
+process-wide setting like this belongs in entry points (`arithlab.process`: this script,
+arithlab.main and arithlab.sweep make it), never in library code; it speeds up the reference
+too.
 
 Each workload runs batch 1024 through `pipeline.sample_built` (lengths, problems, hash
 split, format, tokenizer, BOS/EOS, position IDs, loss mask, padding), a new step per call,
@@ -32,8 +33,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
-import ctypes  # noqa: E402
-import ctypes.util  # noqa: E402
 import platform  # noqa: E402
 import pstats  # noqa: E402
 import random  # noqa: E402
@@ -42,6 +41,7 @@ from typing import Callable, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from arithlab.process import keep_freed_memory  # noqa: E402
 from data_gen import pipeline  # noqa: E402
 from data_gen.tokenizers import BOS_ID, EOS_ID, NUM_SPECIAL, CHARS  # noqa: E402
 
@@ -174,19 +174,6 @@ def profile(cfg, calls: int = 200) -> None:
     make(step)
   profiler.disable()
   pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"data_gen[/\\](?!registry)", 20)
-
-
-def keep_freed_memory() -> bool:
-  """Asks glibc (mallopt) to serve every allocation from its heap and never to give freed
-  memory back to the kernel, so that arrays reuse already mapped pages. For entry points only
-  (it changes the whole process); False where glibc is not there."""
-  path = ctypes.util.find_library("c")
-  libc = ctypes.CDLL(path) if path else None
-  if libc is None or not hasattr(libc, "mallopt"):
-    return False
-  m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-  return all(libc.mallopt(option, value) == 1 for option, value in (
-      (m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30), (m_top_pad, 64 << 20)))
 
 
 def main() -> None:
