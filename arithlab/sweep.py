@@ -20,6 +20,11 @@ train loop writes (config.json, env.json, metrics.jsonl, checkpoints/, eval/) pl
 (axes, overrides, command), attempts.jsonl (one line per start, with the checkpoint step it
 resumed from) and done.json (written when training finished; the point is then skipped).
 A killed point restarts from its latest checkpoint through the train loop's exact resume.
+Points that differ only in their `eval` section (e.g. eval.rope_scaling: a trick applied at
+evaluation time only) train the same run: the first of them trains, and each other one, when
+that run is done, scores its final checkpoint (`loop.evaluate_checkpoint`) into its own
+directory (metrics.jsonl with one eval row, eval/, done.json naming the run it scored); when
+the trained run is not done yet (another process or array task holds it) it trains itself.
 
 Locally the points run one after another in this process (--parallel=1) or as N subprocesses
 of the point command
@@ -292,8 +297,35 @@ def _now() -> str:
   return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def run_point(p: PlannedPoint, command: Sequence[str]) -> None:
-  """Trains (or resumes, or skips when done) one point, writing its sweep record.
+def training_key(cfg: ml_collections.ConfigDict) -> str:
+  """The config hash without the eval section: equal for runs that train identically."""
+  return config_hash(ml_collections.ConfigDict({k: v for k, v in cfg.items() if k != "eval"}))
+
+
+def trained_twin(p: PlannedPoint, planned: Sequence[PlannedPoint]) -> PlannedPoint | None:
+  """The first planned point that trains the same run as `p` (see `training_key`), when that
+  is not `p` itself; None otherwise."""
+  key = training_key(p.cfg)
+  first = next((q for q in planned if q.workdir == p.workdir or training_key(q.cfg) == key), p)
+  return None if first.workdir == p.workdir else first
+
+
+def rescore_point(p: PlannedPoint, twin: PlannedPoint, command: Sequence[str]) -> None:
+  """Scores the final checkpoint of `twin` (done) with p's eval config into p's directory."""
+  start = time.perf_counter()
+  summary = loop.evaluate_checkpoint(p.cfg, twin.workdir, twin.cfg.train.steps, record_dir=p.workdir,
+                                     eval_dir=os.path.join(p.workdir, "eval"))
+  if metrics_lib.is_writer():
+    metrics_lib.MetricsWriter(p.workdir).write(summary.pop("step"), summary)
+    metrics_lib.write_json(os.path.join(p.workdir, DONE), {
+        "name": p.point.name, "step": p.cfg.train.steps, "finished": _now(),
+        "wall_s": round(time.perf_counter() - start, 1), "scored_checkpoint_of": twin.workdir})
+
+
+def run_point(p: PlannedPoint, command: Sequence[str], planned: Sequence[PlannedPoint] = ()) -> None:
+  """Trains (or resumes, or skips when done) one point, writing its sweep record; a point
+  whose run another planned point has trained and finished is scored from that run's
+  checkpoint instead (`trained_twin`).
 
   Every process of a multi-host point calls this; process 0 writes the files.
   """
@@ -306,6 +338,10 @@ def run_point(p: PlannedPoint, command: Sequence[str]) -> None:
         "overrides": dict(p.point.overrides), "command": shlex.join(command)})
     with open(os.path.join(p.workdir, ATTEMPTS), "a") as f:
       f.write(json.dumps({"start": _now(), "resume_from": latest_checkpoint(p.workdir)}) + "\n")
+  twin = trained_twin(p, planned)
+  if twin is not None and is_done(twin.workdir) and not latest_checkpoint(p.workdir):
+    rescore_point(p, twin, command)
+    return
   start = time.perf_counter()
   loop.train(p.cfg, p.workdir)
   if writer:
@@ -332,7 +368,7 @@ def run_local(planned: Sequence[PlannedPoint], *, spec: str, workdir: str, cli_a
     for p in todo:
       print(f"[sweep] point {p.index}: {p.point.name} -> {p.workdir}", flush=True)
       try:
-        run_point(p, point_command(spec, workdir, p.index, cli_args))
+        run_point(p, point_command(spec, workdir, p.index, cli_args), planned)
       except Exception:  # one broken point must not stop the others; reported at the end
         traceback.print_exc()
         failed.append(p.point.name)
@@ -465,7 +501,7 @@ def main(argv: list[str]) -> None:
     planned = plan(module, arg, f.workdir, overrides)
     if not 0 <= f.point < len(planned):
       raise app.UsageError(f"--point={f.point} is outside the sweep's {len(planned)} points (0..{len(planned) - 1})")
-    run_point(planned[f.point], ["python", "-m", "arithlab.sweep", *sys.argv[1:]])
+    run_point(planned[f.point], ["python", "-m", "arithlab.sweep", *sys.argv[1:]], planned)
     return
   failed = run(spec, f.workdir, parallel=f.parallel, cli_args=cli_args, cli_overrides=overrides, slurm=f.slurm,
                sbatch=f.sbatch, report_only=f.report_only, only=f.only)

@@ -207,10 +207,12 @@ def rescore_label(cfg: ml_collections.ConfigDict) -> str:
   return "rope_scaling_" + cfg.eval.rope_scaling.replace(":", "_") if cfg.eval.rope_scaling else "rescored"
 
 
-def evaluate_checkpoint(cfg: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> dict[str, float]:
+def evaluate_checkpoint(cfg: ml_collections.ConfigDict, workdir: str, step: int | None = None, *,
+                        record_dir: str | None = None, eval_dir: str | None = None) -> dict[str, float]:
   """Scores checkpoint `step` (None: the latest) of the run in `workdir` on cfg's eval grid
-  (with eval.rope_scaling when set) into workdir/eval/<rescore_label>/: grid files and the
-  config used. Training's own files are left as they are. Returns the eval summary and "step".
+  (with eval.rope_scaling when set): the grid files go to `eval_dir`, the config and env
+  used to `record_dir` (both default to workdir/eval/<rescore_label>/). Training's own files
+  are left as they are. Returns the eval summary and "step".
 
   Raises:
     ValueError: when workdir has no checkpoint (or not `step`), or the checkpoint does not fit
@@ -232,9 +234,10 @@ def evaluate_checkpoint(cfg: ml_collections.ConfigDict, workdir: str, step: int 
   checkpointer.close()
   grid = eval_grid(cfg)
   check_lengths(model_def.merge(state["params"], state["rng_counts"]), None, grid)
-  eval_dir = os.path.join(workdir, "eval", rescore_label(cfg))
+  record_dir = record_dir or os.path.join(workdir, "eval", rescore_label(cfg))
+  eval_dir = eval_dir or record_dir
   if metrics_lib.is_writer():
-    os.makedirs(eval_dir, exist_ok=True)
-    metrics_lib.write_config(eval_dir, cfg)
-    metrics_lib.write_env(eval_dir)
+    os.makedirs(record_dir, exist_ok=True)
+    metrics_lib.write_config(record_dir, cfg)
+    metrics_lib.write_env(record_dir)
   return {"step": step, **make_run_eval(cfg, mesh, model_def, grid, eval_dir)(state, step).summary()}

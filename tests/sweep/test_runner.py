@@ -153,3 +153,28 @@ def test_slurm_script_and_parallel_subprocesses_run_the_same_point_command(toy, 
                         env={**os.environ, "PYTHON": sys.executable, "SLURM_ARRAY_TASK_ID": "1"}, timeout=300)
   assert task.returncode == 0, task.stderr[-3000:]
   assert len(attempts(points[1])) == 1  # the array task found its point done
+
+
+EVAL_ONLY = TOY.replace('''  return sweep.product(sweep.field_axis("format", "data.format", ["reverse_answer", "plain"]),
+                       sweep.field_axis("seed", "seed", [0]))''', '''  return sweep.product(sweep.field_axis("scaling", "eval.rope_scaling", ["", "linear:2"]),
+                       sweep.field_axis("seed", "seed", [0]))''')
+
+
+def test_a_point_that_changes_only_evaluation_scores_the_trained_run(tmp_path):
+  path = tmp_path / "eval_only.py"
+  path.write_text(EVAL_ONLY)
+  spec = f"{path}:micro"
+  trained, rescored = planned(spec, tmp_path / "sweep")
+  assert sweep.trained_twin(rescored, [trained, rescored]) == trained
+  assert sweep.trained_twin(trained, [trained, rescored]) is None
+  assert sweep.run(spec, str(tmp_path / "sweep")) == []
+  assert not os.path.exists(os.path.join(rescored.workdir, "checkpoints"))  # nothing trained there
+  with open(os.path.join(rescored.workdir, sweep.DONE)) as f:
+    assert json.load(f)["scored_checkpoint_of"] == trained.workdir
+  with open(os.path.join(rescored.workdir, "eval", "grid_0000002.json")) as f:
+    assert json.load(f)["rope_scaling"] == "linear:2"
+  with open(os.path.join(rescored.workdir, "config.json")) as f:
+    assert json.load(f)["eval"]["rope_scaling"] == "linear:2"
+  assert [set(r) >= {"eval/exact_all"} for r in metrics_lib.read_metrics(rescored.workdir)] == [True]
+  row = next(line for line in (tmp_path / "sweep" / "report.md").read_text().splitlines() if "linear:2" in line)
+  assert "1/1" in row
