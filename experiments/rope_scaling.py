@@ -17,9 +17,9 @@ addition, so there are no reference numbers.
 
 Evaluation-time points (`pi@eval`, `ntk@eval`, `yarn@eval`) train plain RoPE and decode with
 the scaling (`eval.rope_scaling`, applied by `arithlab.models.with_rope_scaling` to the eval
-model only; recorded in each eval grid's JSON). Each such point trains the plain point's run
-again from the same seed (the same parameters on the same machine), so that every point is
-one self-contained run; to rescore an already trained run instead:
+model only; recorded in each eval grid's JSON). Their runs are the `none` point's run, so the
+sweep runner trains that once and scores its final checkpoint for each of them (see
+arithlab/sweep.py). To rescore any trained run by hand:
   python -m arithlab.main --mode=evaluate --config=experiments/rope_scaling.py:small \
       --workdir=<the none point's directory> --config.eval.rope_scaling=yarn:3:35
 """
