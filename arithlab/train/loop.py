@@ -11,6 +11,8 @@ exactly the batches an uninterrupted run sees from k on. Process 0 writes the ru
 evaluation-time RoPE scaling, into workdir/eval/<label>/ without touching what training wrote.
 """
 
+import hashlib
+import json
 import os
 import time
 from typing import Any, Callable, Mapping
@@ -203,8 +205,12 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
 
 
 def rescore_label(cfg: ml_collections.ConfigDict) -> str:
-  """The folder under workdir/eval/ that `evaluate_checkpoint` writes: named by the override."""
-  return "rope_scaling_" + cfg.eval.rope_scaling.replace(":", "_") if cfg.eval.rope_scaling else "rescored"
+  """The folder under workdir/eval/ that `evaluate_checkpoint` writes: named by the RoPE
+  override and a hash of the whole eval section, so rescoring with other settings never
+  overwrites an earlier rescoring ("rope_scaling_yarn_3_35-1a2b3c", "rescored-4d5e6f")."""
+  digest = hashlib.sha256(json.dumps(cfg.eval.to_dict(), sort_keys=True).encode()).hexdigest()[:6]
+  name = "rope_scaling_" + cfg.eval.rope_scaling.replace(":", "_") if cfg.eval.rope_scaling else "rescored"
+  return f"{name}-{digest}"
 
 
 def evaluate_checkpoint(cfg: ml_collections.ConfigDict, workdir: str, step: int | None = None, *,
@@ -219,6 +225,9 @@ def evaluate_checkpoint(cfg: ml_collections.ConfigDict, workdir: str, step: int 
       cfg's model.
   """
   config_lib.validate(cfg, device_count=jax.device_count(), process_count=jax.process_count())
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    raise ValueError(f"no checkpoint at all in {os.path.join(workdir, 'checkpoints')} (no such directory); "
+                     "train the run first or check --workdir")
   mesh = mesh_lib.make_mesh(cfg.mesh)
   model_def, state, _ = step_lib.init(cfg, mesh, optim.make_optimizer(cfg.train))
   checkpointer = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"), cfg.checkpoint,

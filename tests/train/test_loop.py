@@ -81,7 +81,8 @@ def test_main_writes_the_run_record(tmp_path):
       capture_output=True, text=True, timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
   assert rescored.returncode == 0, rescored.stderr[-3000:]
   assert "step=4 eval/exact_all=" in rescored.stdout
-  with open(workdir / "eval" / "rope_scaling_linear_2" / "grid_0000004.json") as f:
+  [rescored_dir] = (workdir / "eval").glob("rope_scaling_linear_2-*")
+  with open(rescored_dir / "grid_0000004.json") as f:
     assert json.load(f)["rope_scaling"] == "linear:2"
 
 
@@ -90,6 +91,7 @@ def test_evaluate_checkpoint_rescores_without_touching_the_run(tmp_path):
   workdir = str(tmp_path / "run")
   with pytest.raises(ValueError, match=r"no checkpoint at all in .*checkpoints.*train the run first"):
     loop.evaluate_checkpoint(cfg, workdir)
+  assert not os.path.exists(workdir)
   trained = loop.train(cfg, workdir)
   written = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
   same = loop.evaluate_checkpoint(cfg, workdir)  # no override: the training's final scores
@@ -98,10 +100,14 @@ def test_evaluate_checkpoint_rescores_without_touching_the_run(tmp_path):
       {k: v for k, v in trained.items() if k.startswith("eval/")}
   cfg.eval.rope_scaling = "none"  # the trained model's scaling, named: the same scores again
   assert loop.evaluate_checkpoint(cfg, workdir) == same
-  with open(os.path.join(workdir, "eval", "rope_scaling_none", f"grid_{cfg.train.steps:07d}.json")) as f:
+  rescored_dir = os.path.join(workdir, "eval", loop.rescore_label(cfg))
+  assert os.path.basename(rescored_dir).startswith("rope_scaling_none-")
+  with open(os.path.join(rescored_dir, f"grid_{cfg.train.steps:07d}.json")) as f:
     assert json.load(f)["rope_scaling"] == "none"
-  with open(os.path.join(workdir, "eval", "rope_scaling_none", "config.json")) as f:
+  with open(os.path.join(rescored_dir, "config.json")) as f:
     assert json.load(f)["eval"]["rope_scaling"] == "none"
+  cfg.eval.n_per_cell += 1  # other settings: another folder, the first one kept
+  assert loop.rescore_label(cfg) != os.path.basename(rescored_dir)
   assert all(p.read_bytes() == data for p, data in written.items())
   with pytest.raises(ValueError, match=r"no checkpoint at step 1 in .*holds steps \[.*6\]"):
     loop.evaluate_checkpoint(cfg, workdir, step=1)
