@@ -205,7 +205,8 @@ def plot_lengths(results: Sequence[PointResult], spec: Spec, references: Sequenc
   training length dashed. Returns False (no file) when no point is finished."""
   fig = Figure(figsize=(7, 4.5), dpi=120)
   ax = fig.subplots()
-  drawn = False
+  longest = max((n for r in results for n in r.by_length), default=0)
+  beyond = []  # paper numbers at lengths past ours: drawn at the right edge, labelled
   for i, (key, members) in enumerate(_groups(results, spec).items()):
     done = [m for m in members if m.by_length]
     if not done:
@@ -214,16 +215,21 @@ def plot_lengths(results: Sequence[PointResult], spec: Spec, references: Sequenc
     mean = [100 * statistics.mean(m.by_length.get(n, 0.0) for m in done) for n in lengths]
     line, = ax.plot(lengths, mean, marker=".", label=f"{_label(key)} ({len(done)} seed{'s' if len(done) > 1 else ''})")
     for r in matching(references, key):
-      if r.length is not None:
+      if r.length is not None and r.length <= longest:
         ax.plot([r.length], [100 * r.value], "x", color=line.get_color(), markersize=9)
+      elif r.length is not None:
+        beyond.append((r, line.get_color()))
     ax.axvline(done[0].train_max + 0.5, color="grey", linestyle="--", linewidth=0.8)
-    drawn = True
-  if not drawn:
+  if not longest:
     return False
+  for k, (r, color) in enumerate(beyond):
+    ax.plot([longest + 1], [100 * r.value], ">", color=color, markersize=8)
+    ax.annotate(f"paper: {100 * r.value:.0f}% at {r.length}", (longest + 1, 100 * r.value), xytext=(-8, -10 - 9 * k),
+                textcoords="offset points", ha="right", fontsize=7, color=color)
   ax.set_xlabel(f"length ({spec.length_axis})")
   ax.set_ylabel("exact match (%)")
   ax.set_ylim(-2, 102)
-  ax.set_title("exact match vs length (dashed: longest training length; x: paper)", fontsize=9)
+  ax.set_title("exact match vs length (dashed: longest training length; x: paper; >: paper, longer)", fontsize=9)
   ax.legend(fontsize=7, loc="best")
   fig.tight_layout()
   fig.savefig(path)
