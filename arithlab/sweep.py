@@ -310,18 +310,6 @@ def trained_twin(p: PlannedPoint, planned: Sequence[PlannedPoint]) -> PlannedPoi
   return None if first.workdir == p.workdir else first
 
 
-def rescore_point(p: PlannedPoint, twin: PlannedPoint, command: Sequence[str]) -> None:
-  """Scores the final checkpoint of `twin` (done) with p's eval config into p's directory."""
-  start = time.perf_counter()
-  summary = loop.evaluate_checkpoint(p.cfg, twin.workdir, twin.cfg.train.steps, record_dir=p.workdir,
-                                     eval_dir=os.path.join(p.workdir, "eval"))
-  if metrics_lib.is_writer():
-    metrics_lib.MetricsWriter(p.workdir).write(summary.pop("step"), summary)
-    metrics_lib.write_json(os.path.join(p.workdir, DONE), {
-        "name": p.point.name, "step": p.cfg.train.steps, "finished": _now(),
-        "wall_s": round(time.perf_counter() - start, 1), "scored_checkpoint_of": twin.workdir})
-
-
 def run_point(p: PlannedPoint, command: Sequence[str], planned: Sequence[PlannedPoint] = ()) -> None:
   """Trains (or resumes, or skips when done) one point, writing its sweep record; a point
   whose run another planned point has trained and finished is scored from that run's
@@ -338,16 +326,20 @@ def run_point(p: PlannedPoint, command: Sequence[str], planned: Sequence[Planned
         "overrides": dict(p.point.overrides), "command": shlex.join(command)})
     with open(os.path.join(p.workdir, ATTEMPTS), "a") as f:
       f.write(json.dumps({"start": _now(), "resume_from": latest_checkpoint(p.workdir)}) + "\n")
+  start, scored = time.perf_counter(), {}
   twin = trained_twin(p, planned)
   if twin is not None and is_done(twin.workdir) and not latest_checkpoint(p.workdir):
-    rescore_point(p, twin, command)
-    return
-  start = time.perf_counter()
-  loop.train(p.cfg, p.workdir)
+    summary = loop.evaluate_checkpoint(p.cfg, twin.workdir, twin.cfg.train.steps, record_dir=p.workdir,
+                                       eval_dir=os.path.join(p.workdir, "eval"))
+    if writer:
+      metrics_lib.MetricsWriter(p.workdir).write(summary.pop("step"), summary)
+    scored = {"scored_checkpoint_of": twin.workdir}
+  else:
+    loop.train(p.cfg, p.workdir)
   if writer:
     metrics_lib.write_json(os.path.join(p.workdir, DONE), {
         "name": p.point.name, "step": p.cfg.train.steps, "finished": _now(),
-        "wall_s": round(time.perf_counter() - start, 1)})
+        "wall_s": round(time.perf_counter() - start, 1), **scored})
 
 
 def point_command(spec: str, workdir: str, index: int | str, cli_args: Sequence[str]) -> list[str]:

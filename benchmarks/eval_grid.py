@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> list[list[str]]:
   rows = sum(b["prompt"].shape[0] for b in grid.values())
   table, scores, seconds = [], [], []
   for way, bucket in (("one shape", None), ("buckets", evaluate_lib.BUCKET)):
-    groups = evaluate_lib.bucket_cells(grid, 10**9 if bucket is None else bucket)
+    groups = evaluate_lib.bucket_cells(grid, bucket)
     start = time.perf_counter()
     result = evaluate_lib.evaluate(decode, grid, chunk=chunk, axes=source.task.length_axes,
                                    train_ranges=source.ranges, step=0, bucket=bucket)

@@ -76,16 +76,18 @@ def _round_up(n: int, multiple: int) -> int:
   return -(-n // multiple) * multiple
 
 
-def bucket_cells(grid: Mapping[Cell, Batch], bucket: int = BUCKET) -> dict[tuple[int, int], list[int]]:
+def bucket_cells(grid: Mapping[Cell, Batch], bucket: int | None = BUCKET) -> dict[tuple[int, int], list[int]]:
   """Indices into `list(grid)` grouped by their padded widths (P, A): the cell's prompt and
-  answer widths rounded up to a multiple of `bucket`, but not past the grid's widest; narrowest
-  answers first. A group is one compiled decoder shape, whose rows decode A answer steps."""
+  answer widths rounded up to a multiple of `bucket`, but not past the grid's widest (None:
+  every cell in one group at the widest); narrowest answers first. A group is one compiled
+  decoder shape, whose rows decode A answer steps."""
   widest_prompt = max(b["prompt"].shape[1] for b in grid.values())
   widest_answer = max(b["answer"].shape[1] for b in grid.values())
   groups: dict[tuple[int, int], list[int]] = {}
   for i, b in enumerate(grid.values()):
-    key = (min(_round_up(b["prompt"].shape[1], bucket), widest_prompt),
-           min(_round_up(b["answer"].shape[1], bucket), widest_answer))
+    key = (widest_prompt, widest_answer) if bucket is None else (
+        min(_round_up(b["prompt"].shape[1], bucket), widest_prompt),
+        min(_round_up(b["answer"].shape[1], bucket), widest_answer))
     groups.setdefault(key, []).append(i)
   return dict(sorted(groups.items(), key=lambda item: item[0][::-1]))
 
@@ -155,9 +157,8 @@ def evaluate(decode: Callable[[Batch], jax.Array], grid: Mapping[Cell, Batch], *
   """
   cells = [tuple(int(n) for n in c) for c in grid]
   exact_C, digit_C, count_C = np.zeros(len(cells)), np.zeros(len(cells)), np.zeros(len(cells), np.int64)
-  groups = {None: list(range(len(cells)))} if bucket is None else bucket_cells(grid, bucket)
   batches = list(grid.values())
-  for widths, members in groups.items():
+  for widths, members in bucket_cells(grid, bucket).items():
     batch, index_N = stack_cells({cells[i]: batches[i] for i in members}, widths)
     generated_NxA = decode_rows(decode, batch, chunk, row_multiple)
     exact_C[members], digit_C[members], count_C[members] = score(generated_NxA, batch, index_N, len(members))
