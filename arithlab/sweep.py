@@ -15,7 +15,8 @@ An experiment file (experiments/*.py, big_vision style) defines, beside its docs
 A point's config is get_config(arg), then the point's overrides, then the command line's
 `--config.x=y` overrides (these apply to every point, so "change one thing" is one flag).
 Point i runs in DIR/points/<axes>-<hash>/, hash = the first 10 hex digits of the SHA-256 of
-the resolved config, so a changed config never reuses an old run. Its record is what the
+what the resolved config changes from the defaults (`config_hash`), so a changed config never
+reuses an old run and a new field with a default renames none. Its record is what the
 train loop writes (config.json, env.json, metrics.jsonl, checkpoints/, eval/) plus point.json
 (axes, overrides, command), attempts.jsonl (one line per start, with the checkpoint step it
 resumed from) and done.json (written when training finished; the point is then skipped).
@@ -58,7 +59,7 @@ import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from arithlab import process, report
+from arithlab import config, process, report
 from arithlab.train import loop
 from arithlab.train import metrics as metrics_lib
 
@@ -236,10 +237,28 @@ def load_experiment(spec: str):
   return module, arg or None
 
 
-def config_hash(cfg: ml_collections.ConfigDict) -> str:
-  """First 10 hex digits of the SHA-256 of the config as sorted JSON."""
-  text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
-  return hashlib.sha256(text.encode()).hexdigest()[:10]
+def _leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  """{dotted path: value} of a nested dict's leaves (an empty dict is a leaf)."""
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, Mapping) and value:
+      out.update(_leaves(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def config_hash(cfg: ml_collections.ConfigDict, *, skip: Sequence[str] = ()) -> str:
+  """First 10 hex digits of the SHA-256 of what `cfg` changes from `config.default_config()`
+  (its leaves that differ or are new, and the default ones it lacks), as sorted JSON; sections
+  named in `skip` are left out. A field added later with a default keeps every existing hash."""
+  as_json = lambda v: json.dumps(v, sort_keys=True, default=repr)
+  default = {k: as_json(v) for k, v in _leaves(config.default_config().to_dict()).items()}
+  leaves = {k: as_json(v) for k, v in _leaves(cfg.to_dict()).items()}
+  changes = {k: v for k, v in leaves.items() if default.get(k) != v}
+  changes.update({k: "<absent>" for k in default.keys() - leaves.keys()})
+  changes = {k: v for k, v in changes.items() if k.split(".")[0] not in skip}
+  return hashlib.sha256(as_json(changes).encode()).hexdigest()[:10]
 
 
 def slug(point: Point) -> str:
@@ -299,7 +318,7 @@ def _now() -> str:
 
 def training_key(cfg: ml_collections.ConfigDict) -> str:
   """The config hash without the eval section: equal for runs that train identically."""
-  return config_hash(ml_collections.ConfigDict({k: v for k, v in cfg.items() if k != "eval"}))
+  return config_hash(cfg, skip=("eval",))
 
 
 def trained_twin(p: PlannedPoint, planned: Sequence[PlannedPoint]) -> PlannedPoint | None:

@@ -103,6 +103,22 @@ def test_a_changed_config_gets_its_own_directory(toy, tmp_path):
   assert all(p.cfg.train.lr == 0.5 for p in changed)
 
 
+def test_a_new_field_with_a_default_keeps_every_point_directory(toy, tmp_path, monkeypatch):
+  before = planned(toy, tmp_path)
+  default_config = sweep.config.default_config
+
+  def with_new_field():
+    cfg = default_config()
+    cfg.train.new_option = "off"
+    return cfg
+
+  monkeypatch.setattr(sweep.config, "default_config", with_new_field)
+  after = planned(toy, tmp_path)
+  assert [p.workdir for p in after] == [p.workdir for p in before]
+  assert all(p.cfg.train.new_option == "off" for p in after)
+  assert planned(toy, tmp_path, {"train.new_option": "on"})[0].workdir != before[0].workdir
+
+
 def test_only_selects_points_by_label(toy, tmp_path):
   points = planned(toy, tmp_path)
   assert sweep.select(points, ["format=plain"]) == points[1:]
