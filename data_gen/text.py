@@ -287,26 +287,6 @@ def literal_piece(s: str, *, target: bool = False) -> Piece:
                np.full((1, 1), len(s)))
 
 
-def repeat_piece(s: str, count_B: np.ndarray, *, target: bool = False) -> Piece:
-  """Row b gets the literal `s` repeated count_B[b] times."""
-  total_B = len(s) * np.asarray(count_B, np.int64)
-  width = max(int(total_B.max()), 1)
-  records = np.resize(np.array([record(c, target=target) for c in s], np.int64), width)
-  return Piece(records.reshape(1, 1, width), _position_table(width, width, reverse=True), total_B[:, None],
-               total_B[:, None])
-
-
-def choice_piece(options: Sequence[str], choice_B: np.ndarray, *, target: bool = False) -> Piece:
-  """Row b gets the literal options[choice_B[b]] (int [B] indices into `options`)."""
-  width = max(1, max(map(len, options)))
-  records = np.full((len(options), width), PAD_RECORD, np.int64)
-  for i, s in enumerate(options):
-    records[i, : len(s)] = [record(c, target=target) for c in s]
-  lengths = np.array([len(s) for s in options], np.int64)
-  table = _position_table(width, width, reverse=True)[lengths]
-  return Piece(records[choice_B][:, None, :], table, choice_B[:, None], lengths[choice_B][:, None])
-
-
 def when(piece: Piece, active_B: np.ndarray) -> Piece:
   """The piece in the rows where active_B (bool [B]) holds, nothing elsewhere."""
   table = np.concatenate([piece.table, np.full((1, piece.table.shape[1]), DROP)])  # its last row: nothing

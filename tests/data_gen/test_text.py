@@ -4,9 +4,9 @@ from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 
-from data_gen.text import (DROP, RECORD, Number, Problem, Text, assemble, assemble_slots, choice_piece, concat,
+from data_gen.text import (DROP, RECORD, Number, Problem, Text, assemble, assemble_slots, choice_slot, concat,
                            const_text, digits_piece, list_slot, literal_piece, literal_slot, number_piece,
-                           number_slot, number_text, record, records_text, repeat_piece, text_records, when)
+                           number_slot, number_text, record, records_text, repeat_slot, text_records, when)
 
 
 def test_number_round_trips_python_ints():
@@ -97,11 +97,13 @@ def test_digits_piece_separators_hints_and_absent_items():
     digits_piece(digits, np.array([[3, 3]]), hints="ab")
 
 
-def test_choice_repeat_and_when_pieces():
-  text = assemble([choice_piece(["ab", "", "xyz"], np.array([2, 1, 0])), repeat_piece(" a", np.array([1, 0, 2])),
-                   when(literal_piece("!"), np.array([True, False, True]))])
-  assert text.strings() == ["xyz a!", "", "ab a a!"]
-  assert text.length_B.tolist() == [6, 0, 7]
+def test_choice_and_repeat_slots_and_when_pieces():
+  slots = assemble_slots([choice_slot(["ab", "", "xyz"], np.array([2, 1, 0])), repeat_slot(" a", np.array([1, 0, 2])),
+                          literal_slot("!", target=True)])
+  assert slots.strings() == ["xyz a!", "!", "ab a a!"]
+  assert slots.length_B.tolist() == [6, 1, 7]
+  text = assemble([literal_piece("ab"), when(literal_piece("!"), np.array([True, False, True]))])
+  assert text.strings() == ["ab!", "ab", "ab!"]
 
 
 def test_pieces_mark_dropped_records_with_drop():
