@@ -58,6 +58,11 @@ def rng_counts_of(model: nnx.Module) -> dict:
   return nnx.to_pure_dict(nnx.state(model, nnx.RngCount))
 
 
+def _builder(model_cfg: ml_collections.ConfigDict, seed: int) -> Callable[[], nnx.Module]:
+  """The model's constructor with its own RNGs (to trace under nnx.eval_shape or jax.jit)."""
+  return lambda: models.build(model_cfg, rngs=nnx.Rngs(seed))
+
+
 def init(cfg: ml_collections.ConfigDict, mesh: Mesh,
          tx: optax.GradientTransformation) -> tuple[ModelDef, State, State]:
   """Builds the model and the train state under `mesh`; returns (ModelDef, state, state shardings).
@@ -67,21 +72,17 @@ def init(cfg: ml_collections.ConfigDict, mesh: Mesh,
   parameters, scalars and RNG counters replicated. Nothing is materialized on one device.
   """
   replicated = mesh_lib.replicated(mesh)
+  build = _builder(cfg.model, cfg.seed)
 
-  def build() -> nnx.Module:
-    return models.build(cfg.model, rngs=nnx.Rngs(cfg.seed))
-
-  def create() -> tuple[State, nnx.State]:
-    model_def, params, rng_counts = split(build())
+  def create() -> State:
+    _, params, rng_counts = split(build())
     params = nnx.to_pure_dict(params)
-    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params),
-             "rng_counts": nnx.to_pure_dict(rng_counts)}
-    return state, model_def.constants
+    return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params),
+            "rng_counts": nnx.to_pure_dict(rng_counts)}
 
   with jax.set_mesh(mesh):
-    abstract_def, abstract_params, _ = split(nnx.eval_shape(build))
-    param_shardings = mesh_lib.variable_shardings(abstract_params, mesh, cfg.model.logical_rules)
-    abstract_state, _ = jax.eval_shape(create)
+    param_shardings = mesh_lib.variable_shardings(split(nnx.eval_shape(build))[1], mesh, cfg.model.logical_rules)
+    abstract_state = jax.eval_shape(create)
     shardings = {
         "step": replicated,
         "params": param_shardings,
@@ -90,21 +91,18 @@ def init(cfg: ml_collections.ConfigDict, mesh: Mesh,
             transform_non_params=lambda _: replicated),
         "rng_counts": jax.tree.map(lambda _: replicated, abstract_state["rng_counts"]),
     }
-    state, constants = jax.jit(create, out_shardings=(shardings, replicated))()
-  return ModelDef(abstract_def.graphdef, constants), state, shardings
+    state = jax.jit(create, out_shardings=shardings)()
+  return model_def_of(cfg.model, cfg.seed, mesh), state, shardings
 
 
 def model_def_of(model_cfg: ml_collections.ConfigDict, seed: int, mesh: Mesh) -> ModelDef:
-  """The ModelDef (graph and constants, no parameters) of the model of `model_cfg`: to decode
-  a train state's parameters with a variant of its model that has the same parameters (e.g.
-  `models.with_rope_scaling`)."""
-  def build() -> nnx.Module:
-    return models.build(model_cfg, rngs=nnx.Rngs(seed))
-
+  """The ModelDef (graph and constants, no parameters) of the model of `model_cfg`: the train
+  state's model (`init`), or a variant of it with the same parameters to decode them with
+  (e.g. `models.with_rope_scaling`)."""
+  build = _builder(model_cfg, seed)
   with jax.set_mesh(mesh):
     graphdef = split(nnx.eval_shape(build))[0].graphdef
-    constants = jax.jit(lambda: split(build())[0].constants,
-                        out_shardings=mesh_lib.replicated(mesh))()
+    constants = jax.jit(lambda: split(build())[0].constants, out_shardings=mesh_lib.replicated(mesh))()
   return ModelDef(graphdef, constants)
 
 
