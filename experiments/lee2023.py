@@ -8,7 +8,8 @@ Full budget (the paper's): NanoGPT 6 layers x 384, 6 heads, dropout 0.2, learned
 5,000 steps (scratchpads: batch 16 for 20,000 steps); loss on every character; operands of
 1-3 digits with balanced carries. Sweep: format x samples N (500..40k) x 3 seeds.
 `:small` (2-core CPU): a 2-layer width-128 model, 3,000 steps of 64 (scratchpads 4,000 of
-16), N in {1k, 3k, 10k}, one seed; the two `$` controls at N = 10k only.
+16), N in {1k, 3k, 10k}, one seed; the two `$` controls at N = 10k only. A point takes 4-6
+minutes on a 2-core CPU, except the detailed scratchpad's (284-token rows): 50-60 minutes.
 
 Formats (the sweep's `format` labels): plain `128+367=495`, reverse `$128+367=594$`, and
 the delimiter controls plain$ `$128+367=495$` and reverse_no$ `128+367=594` (the `$` is its
