@@ -74,15 +74,17 @@ def init(cfg: ml_collections.ConfigDict, mesh: Mesh,
   replicated = mesh_lib.replicated(mesh)
   build = _builder(cfg.model, cfg.seed)
 
-  def create() -> State:
-    _, params, rng_counts = split(build())
+  def create() -> tuple[State, nnx.State]:
+    model_def, params, rng_counts = split(build())
     params = nnx.to_pure_dict(params)
-    return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params),
-            "rng_counts": nnx.to_pure_dict(rng_counts)}
+    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params),
+             "rng_counts": nnx.to_pure_dict(rng_counts)}
+    return state, model_def.constants
 
   with jax.set_mesh(mesh):
-    param_shardings = mesh_lib.variable_shardings(split(nnx.eval_shape(build))[1], mesh, cfg.model.logical_rules)
-    abstract_state = jax.eval_shape(create)
+    abstract_def, abstract_params, _ = split(nnx.eval_shape(build))
+    param_shardings = mesh_lib.variable_shardings(abstract_params, mesh, cfg.model.logical_rules)
+    abstract_state, _ = jax.eval_shape(create)
     shardings = {
         "step": replicated,
         "params": param_shardings,
@@ -91,14 +93,14 @@ def init(cfg: ml_collections.ConfigDict, mesh: Mesh,
             transform_non_params=lambda _: replicated),
         "rng_counts": jax.tree.map(lambda _: replicated, abstract_state["rng_counts"]),
     }
-    state = jax.jit(create, out_shardings=shardings)()
-  return model_def_of(cfg.model, cfg.seed, mesh), state, shardings
+    state, constants = jax.jit(create, out_shardings=(shardings, replicated))()
+  return ModelDef(abstract_def.graphdef, constants), state, shardings
 
 
 def model_def_of(model_cfg: ml_collections.ConfigDict, seed: int, mesh: Mesh) -> ModelDef:
-  """The ModelDef (graph and constants, no parameters) of the model of `model_cfg`: the train
-  state's model (`init`), or a variant of it with the same parameters to decode them with
-  (e.g. `models.with_rope_scaling`)."""
+  """The ModelDef (graph and constants, no parameters) of the model of `model_cfg`: to decode
+  a train state's parameters with a variant of its model that has the same parameters (e.g.
+  `models.with_rope_scaling`)."""
   build = _builder(model_cfg, seed)
   with jax.set_mesh(mesh):
     graphdef = split(nnx.eval_shape(build))[0].graphdef
