@@ -33,7 +33,7 @@ def train_config() -> ml_collections.ConfigDict:
 
 
 def eval_config() -> ml_collections.ConfigDict:
-  """The length grid (papers.md §9)."""
+  """The length grid (docs/evaluation.md#evaluation-protocol)."""
   return ml_collections.ConfigDict(dict(
       lengths=ml_collections.ConfigDict(),  # {axis: (min, max)} inclusive, the axes of data.train_lengths
       n_per_cell=100,  # exact-length problems per cell

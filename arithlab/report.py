@@ -5,7 +5,7 @@ eval/grid_<step>.json), so a report can be written at any time, also while a swe
 (unfinished points are listed as such): `python -m arithlab.sweep ... --report_only`.
 
 Per point: the headline metric (`Spec.metric`, a summary key of arithlab.train.evaluate) at
-the final step and at the best evaluation (papers.md §9 asks for both), and exact match per
+the final step and at the best evaluation (both: docs/evaluation.md#evaluation-protocol), and exact match per
 length from the final grid. Per group (points that differ only in the seed axis): the median
 and the best over seeds, with the paper's numbers whose `Reference.where` matches the group.
 Plots: exact match vs length per group (report_length.png; a cell's length is the largest of
@@ -42,7 +42,7 @@ class Reference:
     axes have these labels. value: the reported accuracy as a fraction in [0, 1].
   source: paper and table/figure. setting: the paper's conditions where they differ from the
     sweep's (lengths, model, samples). approximate: read off a plot or a rounded "~" figure.
-  verified: checked against the paper itself (False: taken from papers.md or memory, the
+  verified: checked against the paper itself (False: taken from secondary sources or memory, the
     table/figure number or value not checked). x / length: where the number sits on the
     Spec.x_axis plot / the length plot (None: table only).
   """

@@ -20,7 +20,7 @@ Switches (examples for 128+367 unless stated):
                         significance (a = units, b = tens, ... z, then A..Z: at most 52
                         digits), on operands and answer, as the number cookbook
                         (GraphPKU/number_cookbook) counts from the units digit; with
-                        reverse_operands 321+654 is written a1b2c3+a4b5c6 (papers.md §8).
+                        reverse_operands 321+654 is written a1b2c3+a4b5c6 (docs/methods.md#index-hints).
   random_spaces         Shen et al.: every gap between two prompt characters (none next to
                         a newline) independently gets one space with probability 1/2; the
                         answer is never touched. Needs rng.

@@ -12,7 +12,7 @@ Randomness a position rule draws once per call (the Abacus offset) is drawn per 
 mixture source. Training rows never hold a problem of the evaluation part of the hash split
 (`data_gen.grid`), so evaluation cells are disjoint from training data.
 
-Batch contract (NumPy; see the project brief):
+Batch contract (NumPy; docs/methods.md#the-data-pipeline):
   training: tokens int32 [B, T] (BOS, [task token,] prompt, answer, EOS, PAD...; T a multiple
     of cfg.bucket), positions int32 [B, T(, L)] (0 at PAD), loss_mask float32 [B, T].
   eval: prompt int32 [B, P] left-padded, prompt_positions int32 [B, P(, L)], answer int32

@@ -1,5 +1,5 @@
 """Awasthi & Gupta 2023, "Improving Length-Generalization in Transformers via Task Hinting"
-(papers.md §3): sorting, trained on lists of at most 20 numbers, tested on 100, with and
+(docs/evaluation.md#awasthi2023): sorting, trained on lists of at most 20 numbers, tested on 100, with and
 without an auxiliary hint task trained jointly.
 
   python -m arithlab.sweep --config=experiments/awasthi2023.py:small --workdir=runs/awasthi_small
@@ -7,9 +7,9 @@ without an auxiliary hint task trained jointly.
 Setting: one decoder trained on a mixture: the sort task `S 5 3 9 1 > 1 3 5 9 E` (task token
 0) and, with a hint, e.g. successor `H 5 3 9 1 ? 3 > 5 E` (task token 1) on half of every batch
 (the share is ours, unverified); loss only on outputs. Lists of one-digit numbers, as in
-papers.md's example. Sweep (the `hint` labels): none, successor, and in the full budget
+docs/methods.md#sorting. Sweep (the `hint` labels): none, successor, and in the full budget
 predecessor and count, x the softmax temperature (none, or log n scaling) x seeds.
-Full budget (ours; the paper's model is not recorded in papers.md): 6 layers x 256, 8 heads,
+Full budget (ours, not the paper's model; docs/evaluation.md#awasthi2023): 6 layers x 256, 8 heads,
 RoPE, 20,000 steps of 128, test lengths 2-100, 3 seeds. `:small` (2-core CPU): 2 layers x 128,
 lists of 2-10 numbers, test to 30, 4,000 steps of 64, one seed, no temperature axis. The
 length plot is by list length (the `count` axis).

@@ -1,4 +1,4 @@
-"""Cho et al. 2024, "Position Coupling" (papers.md §7-8): digits of equal significance share a
+"""Cho et al. 2024, "Position Coupling" (docs/evaluation.md#cho2024): digits of equal significance share a
 position ID; trained on 1-30 digit addition, tested to 200.
 
   python -m arithlab.sweep --config=experiments/cho2024.py:small --workdir=runs/cho_small

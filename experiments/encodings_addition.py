@@ -1,5 +1,5 @@
 """Positional encodings compared on addition length generalization: train on operands of at
-most 10 digits, test up to 30 (papers.md §7-8).
+most 10 digits, test up to 30 (docs/evaluation.md#encodings_addition).
 
   python -m arithlab.sweep --config=experiments/encodings_addition.py:small --workdir=runs/encodings_small
 

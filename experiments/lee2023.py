@@ -1,4 +1,4 @@
-"""Lee et al. 2023, "Teaching Arithmetic to Small Transformers" (papers.md §1): 3-digit
+"""Lee et al. 2023, "Teaching Arithmetic to Small Transformers" (docs/evaluation.md#lee2023): 3-digit
 addition, plain vs reverse vs scratchpads, as a function of the number of training samples.
 
   python -m arithlab.sweep --config=experiments/lee2023.py:small --workdir=runs/lee2023_small

@@ -1,6 +1,6 @@
-"""McLeish et al. 2024, "Transformers Can Do Arithmetic with the Right Embeddings" (papers.md
-§7-8): Abacus embeddings for addition length generalization, against FIRE and NoPE, in a
-standard and a looped transformer.
+"""McLeish et al. 2024, "Transformers Can Do Arithmetic with the Right Embeddings"
+(docs/evaluation.md#mcleish2024): Abacus embeddings for addition length generalization, against
+FIRE and NoPE, in a standard and a looped transformer.
 
   python -m arithlab.sweep --config=experiments/mcleish2024.py:small --workdir=runs/mcleish_small
 

@@ -1,5 +1,5 @@
 """Ruoss et al. 2023, "Randomized Positional Encodings Boost Length Generalization of
-Transformers" (papers.md §6): bucket sort (`10204112 -> 00111224`), trained on lengths 1-40,
+Transformers" (docs/evaluation.md#ruoss2023): bucket sort (`10204112 -> 00111224`), trained on lengths 1-40,
 tested on 41-500, with and without randomized positions.
 
   python -m arithlab.sweep --config=experiments/ruoss2023.py:small --workdir=runs/ruoss_small

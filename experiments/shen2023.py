@@ -1,5 +1,5 @@
-"""Shen et al. 2023, "Positional Description Matters for Transformers Arithmetic" (papers.md
-§2): direct multiplication, and the format tricks that make it work.
+"""Shen et al. 2023, "Positional Description Matters for Transformers Arithmetic"
+(docs/evaluation.md#shen2023): direct multiplication, and the format tricks that make it work.
 
   python -m arithlab.sweep --config=experiments/shen2023.py:small --workdir=runs/shen_small
 

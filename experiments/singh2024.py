@@ -1,4 +1,4 @@
-"""Singh & Strouse 2024, "Tokenization counts" (papers.md §4), as a from-scratch analogue:
+"""Singh & Strouse 2024, "Tokenization counts" (docs/evaluation.md#singh2024), as a from-scratch analogue:
 addition with numbers cut into k-digit chunks from the left (L2R, GPT-3.5 style) or from the
 right (R2L, as commas force), plain format (most significant digit first).
 

@@ -1,5 +1,5 @@
 """Zhou et al. 2024, "Transformers Can Achieve Length Generalization But Not Robustly"
-(papers.md §7): FIRE + randomized positions + reversed format + index hints, trained on
+(docs/evaluation.md#zhou2024): FIRE + randomized positions + reversed format + index hints, trained on
 1-40 digit addition, tested to 100; the result is sensitive to the seed.
 
   python -m arithlab.sweep --config=experiments/zhou2024.py:small --workdir=runs/zhou_small

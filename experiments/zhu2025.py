@@ -1,5 +1,5 @@
 """Zhu et al. 2025, TAPE ("Rethinking Addressing in Language Models via Contextualized
-Equivariant Positional Encoding", papers.md §8): position features carried and updated by
+Equivariant Positional Encoding", docs/evaluation.md#zhu2025): position features carried and updated by
 every layer, on addition length generalization, against RoPE, randomized RoPE, FIRE and NoPE.
 
   python -m arithlab.sweep --config=experiments/zhu2025.py:small --workdir=runs/zhu_small
@@ -8,13 +8,13 @@ Setting (after McLeish et al., whose arithmetic setup the TAPE paper follows; un
 operands and answer least-significant digit first, one token per digit, loss on the answer,
 train on 1-20 digits, test to 40. TAPE's features start as RoPE's (cos, sin) of sequential
 positions; arithlab's TAPE feeds the rotated q, k into the scores, unlike the published
-arithmetic code (papers.md §8), and its randomized baseline really is randomized (their
+arithmetic code (docs/encodings.md#tape), and its randomized baseline really is randomized (their
 "RandPE" was plain RoPE). Deviation: no random position offset in training (the paper adds
 one); the position rule here is sequential. Full budget (ours, unverified): 6 layers x 384,
 6 heads, 30,000 steps of 256, 3 seeds. `:small` (2-core CPU): 2 layers x 128, train 1-5,
 test to 15, 4,000 steps of 64, one seed.
 
-Paper numbers: papers.md records none for TAPE's arithmetic, so REFERENCE is empty; the
+Paper numbers: none of TAPE's arithmetic numbers were checked, so REFERENCE is empty; the
 report then lists ours alone.
 """
 

@@ -86,7 +86,7 @@ class Block(nnx.Module):
 
 
 class Transformer(nnx.Module):
-  """The model of the contract in notes/common.md: __call__, init_cache, decode, check_length."""
+  """The model: __call__, init_cache, decode, check_length (docs/encodings.md#the-encoding-interface)."""
 
   def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
     config_lib.validate(cfg)

@@ -1,4 +1,4 @@
-"""Length-grid evaluation (papers.md §9): greedy decoding on exact-length cells, scored per cell.
+"""Length grid (docs/evaluation.md#evaluation-protocol): greedy decoding on exact-length cells, scored per cell.
 
 A grid maps each cell (one length per length axis, e.g. (len_a, len_b)) to an eval batch
 of N problems (`data_gen.pipeline.eval_grid`, or a frozen TFDS set from

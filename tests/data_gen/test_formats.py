@@ -1,4 +1,4 @@
-"""data_gen.formats: papers.md's literal strings, and every format against a per-example Python reference."""
+"""data_gen.formats: the papers' literal strings (docs/methods.md#formats), and every format against a per-example Python reference."""
 
 import string
 
@@ -56,7 +56,7 @@ def numbers_read_back(text, b):
   return values
 
 
-# ---- papers.md §1-§3 and §6/§8 literal strings ------------------------------------------
+# ---- the papers' literal strings (docs/methods.md#formats) -----------------------------
 
 LEE_SIMPLE_128 = "Input:\n128+367\nTarget:\nA->5 , C->1\nA->9 , C->0\nA->4 , C->0.\n495"
 LEE_DETAILED_128 = (

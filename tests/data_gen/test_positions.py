@@ -1,4 +1,4 @@
-"""Position-ID rules: the papers.md §8 examples, training-time randomization, bad options."""
+"""Position-ID rules: the papers' examples (docs/methods.md#position-id-rules), training-time randomization, bad options."""
 
 import itertools
 
@@ -18,7 +18,7 @@ def rng(seed: int = 0) -> np.random.Generator:
 
 
 def abacus_example():
-  """papers.md §8: `3 2 1 + 7 6 5 4 = 0 9 6 4` (123 + 4567 = 4690, all reversed)."""
+  """docs/methods.md#abacus: `3 2 1 + 7 6 5 4 = 0 9 6 4` (123 + 4567 = 4690, all reversed)."""
   text = concat([number_text(Number.from_ints([123]), 0, reverse=True), const_text("+", 1),
                  number_text(Number.from_ints([4567]), 1, reverse=True), const_text("=", 1),
                  number_text(Number.from_ints([4690]), 2, reverse=True, target=True)])
@@ -27,7 +27,7 @@ def abacus_example():
 
 
 def coupling_example(batch: int = 1):
-  """papers.md §8: 123+4567 with operands padded to 4 digits, answer to 5 and reversed."""
+  """docs/methods.md#position-coupling: 123+4567 with operands padded to 4 digits, answer to 5 and reversed."""
   text = concat([number_text(Number.from_ints([123] * batch), 0, width=4), const_text("+", batch),
                  number_text(Number.from_ints([4567] * batch), 1, width=4),
                  const_text("=", batch),

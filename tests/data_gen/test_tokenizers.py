@@ -1,4 +1,4 @@
-"""Tokenizers: fixed vocabularies, literal chunkings (papers.md §4), round trips, errors."""
+"""Tokenizers: fixed vocabularies, literal chunkings (docs/methods.md#tokenizers), round trips, errors."""
 
 import string
 

@@ -3,7 +3,7 @@ variants of issue 9: frequency scaling, partial rotation / p-RoPE and NoPE/RoPE 
 
 Pairs (x_2n, x_2n+1) of each head's first 2F features are rotated by the angle p * theta'_n for
 position ID p; the remaining features pass through. theta'_n is the n-th frequency of a
-d-feature spectrum, theta_n = base^(-2n/d) (papers.md §8), changed by the `scaling` option
+d-feature spectrum, theta_n = base^(-2n/d) (docs/encodings.md#rope), changed by the `scaling` option
 (rope_scaling.py: "none", "linear:<s>", "ntk:<s>", "yarn:<s>:<L>[:<alpha>:<beta>]", with the
 formulas). After the rotation q and k are multiplied by `rope_scaling.qk_scale` (YaRN's
 attention temperature sqrt(1/t); 1 for the others), all features of each head.
