@@ -16,11 +16,13 @@ Switches (examples for 128+367 unless stated):
                         possible answer at that width (addition of n operands:
                         width + digits(n - 1), so width + 1 for two; multiplication:
                         n * width). A width below an operand length is a ValueError.
-  index_hints           c1b2a8+c3b6a7=c4b9a5: before every digit a letter naming its
-                        significance (a = units, b = tens, ... z, then A..Z: at most 52
-                        digits), on operands and answer, as the number cookbook
-                        (GraphPKU/number_cookbook) counts from the units digit; with
-                        reverse_operands 321+654 is written a1b2c3+a4b5c6 (docs/methods.md#index-hints).
+  index_hints           c1b2a8+c3b6a7=c4b9a5: before every digit a hint naming its
+                        significance (a = units, b = tens, ... z, then A..Z for the first 52
+                        digits; then two letters aa, ab, ..., aZ, ba, ...: numbers of any
+                        length, see text.index_hint), on operands and answer, as the number
+                        cookbook (GraphPKU/number_cookbook) counts from the units digit; with
+                        reverse_operands 321+654 is written a1b2c3+a4b5c6
+                        (docs/methods.md#index-hints).
   random_spaces         Shen et al.: every gap between two prompt characters (none next to
                         a newline) independently gets one space with probability 1/2; the
                         answer is never touched. Needs rng.

@@ -122,10 +122,12 @@ def build(cfg: ml_collections.ConfigDict) -> Pipeline:
   if unknown or missing:
     raise ValueError(f"data.position_options: position rule {cfg.positions!r} takes options "
                      f"{list(options) or 'none'}; unknown {unknown}, missing required {missing}")
+  spec = formats.parse_format(cfg.format)
+  positions.check_format(cfg.positions, cfg.format, spec)
   return Pipeline(
       sources=tuple(sources),
       fractions=hints.fractions(mixture),
-      spec=formats.parse_format(cfg.format),
+      spec=spec,
       tokenizer=tokenizers.TOKENIZERS.get(cfg.tokenizer),
       rule=rule,
       rule_options=dict(cfg.position_options),

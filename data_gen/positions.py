@@ -13,24 +13,43 @@ Token-level notions shared by the rules:
   digit token: sig >= 0 (a digit of a number, or a chunk of digits: a chunk counts as one
     "digit" everywhere below). Special tokens, separators and digits outside numbers are
     not digit tokens.
-  run: a maximal stretch of consecutive tokens with the same num >= 0 (one number as
-    written; a comma separator stays inside its number's run).
+  number: the digit tokens of a row with the same num >= 0 (one number as written; hint
+    letters, spaces and separators between its digits are not part of it).
   place: the dense rank of a digit token's sig among the sig values present in its row
     (0 = the units digit). For one-digit tokens it equals sig; for r2l chunks of k digits
     of numbers written most-significant digit first it is sig // k; in general, tokens whose
     lowest digits have equal significance share a place, and places are consecutive.
 
+Random offsets. The rules that shift IDs by a random amount in training (sequential's and
+abacus's offset k, coupling's start s) take `offset_per`: "batch" draws one value for the
+whole call (one batch shard of one mixture source), "example" one per row. One value per
+batch is McLeish et al.'s choice at their large batches; at a small batch it leaves most
+steps without small offsets, so a test at k = 0 depends on the last few draws.
+
 Rules:
-  sequential  t for the t-th token (BOS, when present, is 0).
+  sequential  t + k for the t-th token (BOS, when present, is t = 0). k = 0 unless
+              max_offset > 0: then in training k ~ U{0..max_offset} (offset_per, default
+              "example"), the random shift of Zhu et al.'s TAPE (angles of i + k) and the
+              random start of Cho et al.'s absolute-position baseline; at test k =
+              test_offset (default 0). An encoding with a table of positions needs it to
+              hold max_offset + the longest sequence.
   abacus      McLeish et al.: 0 for non-digit tokens; the j-th digit token (1-based, in
-              written order) of each run gets j; in training one offset k ~ U{0..max_offset}
-              per batch is added to every nonzero ID (k = 0 at test).
-              `3 2 1 + 7 6 5 4 = 0 9 6 4` -> `1 2 3 0 1 2 3 4 0 1 2 3 4`.
+              written order) of each number gets j, counting on across the hint letters and
+              spaces a format writes between the digits of one number (these get 0); in
+              training an offset k ~ U{0..max_offset} (offset_per, default "batch") is added
+              to every nonzero ID (k = 0 at test).
+              `3 2 1 + 7 6 5 4 = 0 9 6 4` -> `1 2 3 0 1 2 3 4 0 1 2 3 4`;
+              `a3b2c1+a7b6c5d4=` -> `0 1 0 2 0 3 0 0 1 0 2 0 3 0 4 0`.
   coupling    Cho et al.: digit tokens get s + 1 + place, other tokens s, special tokens
               (BOS, EOS, task prefix) 0. s ~ U{1..max_pos - n_places} per example in
               training (n_places = distinct places in the row, the answer length when the
-              format pads it), s = 1 at test, so IDs never exceed max_pos (an embedding
-              table needs max_pos + 1 rows). For 123+4567 written `0123+4567=09640`:
+              format pads it; offset_per="batch": one s for the call, bounded by its
+              largest n_places), s = 1 at test, so IDs never exceed max_pos (an embedding
+              table needs max_pos + 1 rows). The answer must be written least-significant
+              digit first or padded to a width set by the operands (`check_format`): an
+              answer written most-significant digit first at its own length would give its
+              first digit the ID of its top place, telling the model whether a carry
+              comes out before it writes the digit. For 123+4567 written `0123+4567=09640`:
               `5 4 3 2 1 5 4 3 2 1 2 3 4 5 6`. As in the authors' current code
               (HanseulJo/position-coupling, src/data/addition.py: the least significant digit
               has the least ID) and their tokenization, where BOS and EOS get position 0.
@@ -54,6 +73,7 @@ Rules:
 
 import numpy as np
 
+from data_gen.formats import FormatSpec
 from data_gen.registry import Registry
 from data_gen.text import prefix_mask, prefix_rows
 from data_gen.tokenizers import NUM_SPECIAL, TokenBatch
@@ -65,11 +85,45 @@ def _masked(ids_BxT: np.ndarray, valid_BxT: np.ndarray) -> np.ndarray:
   return np.where(valid_BxT, ids_BxT, 0).astype(np.int32)
 
 
+OFFSET_PER = ("batch", "example")
+
+
+def _check_offsets(rule: str, offset_per: str, **values: int) -> None:
+  """ValueError for an unknown offset_per or a negative offset option of `rule`."""
+  if offset_per not in OFFSET_PER:
+    raise ValueError(f"{rule} offset_per {offset_per!r} unknown; choose one of: {', '.join(OFFSET_PER)}")
+  for name, value in values.items():
+    if value < 0:
+      raise ValueError(f"{rule} {name} {value} must be >= 0")
+
+
+def _draw(rng: np.random.Generator, low: int, high_B: np.ndarray, offset_per: str) -> np.ndarray:
+  """int64 [B]: k ~ U{low..high_B[b]}, drawn once for the call (offset_per "batch", bounded
+  by the smallest high_B) or once per row ("example")."""
+  if offset_per == "batch":
+    return np.full(high_B.shape, rng.integers(low, int(high_B.min()) + 1), np.int64)
+  return rng.integers(low, high_B + 1)
+
+
 @POSITIONS.register("sequential")
-def sequential(tb: TokenBatch, rng: np.random.Generator, *, train: bool) -> np.ndarray:
-  """int32 [B, T]: 0, 1, 2, ... along each row; 0 at padding."""
-  del rng, train
-  return prefix_rows(tb.length_B, np.arange(tb.tokens_BxT.shape[1], dtype=np.int32))
+def sequential(tb: TokenBatch, rng: np.random.Generator, *, train: bool, max_offset: int = 0,
+               offset_per: str = "example", test_offset: int = 0) -> np.ndarray:
+  """int32 [B, T]: k, k + 1, k + 2, ... along each row; 0 at padding.
+
+  k = 0 by default; with max_offset > 0, k ~ U{0..max_offset} in training, one per row
+  (offset_per "example") or one for the call ("batch"); k = test_offset at test. The rng is
+  drawn from only when a training offset is drawn.
+  """
+  _check_offsets("sequential", offset_per, max_offset=max_offset, test_offset=test_offset)
+  batch, width = tb.tokens_BxT.shape
+  ids = prefix_rows(tb.length_B, np.arange(width, dtype=np.int32))
+  if train and max_offset:
+    k_B = _draw(rng, 0, np.full(batch, max_offset), offset_per)
+  elif not train and test_offset:
+    k_B = np.full(batch, test_offset)
+  else:
+    return ids
+  return _masked(ids + k_B[:, None], prefix_mask(tb.length_B, width))
 
 
 def _digits(tb: TokenBatch) -> np.ndarray:
@@ -78,16 +132,15 @@ def _digits(tb: TokenBatch) -> np.ndarray:
 
 
 def _digit_order(tb: TokenBatch, digits_N: np.ndarray) -> np.ndarray:
-  """int32 [N]: j for the j-th digit token (1-based, written order) of its run.
+  """int32 [N]: j for the j-th digit token (1-based, written order) of its number.
 
-  A run's first token is a digit (separators sit between chunks), so the runs' first tokens
-  split the digit list into runs.
+  The digit tokens of one number are consecutive in the (row-major) list of digit tokens,
+  whatever non-digit tokens (hint letters, spaces, separators) a format writes between them,
+  so a number starts where the row or the number index changes from the previous digit token.
   """
-  num = tb.num_BxT
-  run_start = num >= 0
-  run_start[:, 1:] &= num[:, 1:] != num[:, :-1]
-  is_first = np.take(run_start.ravel(), digits_N)
-  is_first[:1] = True
+  row, num = digits_N // tb.sig_BxT.shape[1], np.take(tb.num_BxT.ravel(), digits_N)
+  is_first = np.ones(digits_N.size, bool)
+  is_first[1:] = (row[1:] != row[:-1]) | (num[1:] != num[:-1])
   first = np.flatnonzero(is_first)
   count = np.diff(first, append=digits_N.size)
   return (np.arange(1, digits_N.size + 1) - np.repeat(first, count)).astype(np.int32)
@@ -108,28 +161,30 @@ def _digit_place(tb: TokenBatch, digits_N: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 @POSITIONS.register("abacus")
-def abacus(tb: TokenBatch, rng: np.random.Generator, *, train: bool,
-           max_offset: int = 100) -> np.ndarray:
-  """int32 [B, T] Abacus IDs (see module doc); offset k ~ U{0..max_offset} per batch in training."""
-  if max_offset < 0:
-    raise ValueError(f"abacus max_offset {max_offset} must be >= 0")
-  offset = int(rng.integers(0, max_offset + 1)) if train else 0
+def abacus(tb: TokenBatch, rng: np.random.Generator, *, train: bool, max_offset: int = 100,
+           offset_per: str = "batch") -> np.ndarray:
+  """int32 [B, T] Abacus IDs (see module doc); offset k ~ U{0..max_offset} in training, one for
+  the call (offset_per "batch") or one per row ("example"); k = 0 at test."""
+  _check_offsets("abacus", offset_per, max_offset=max_offset)
+  batch, width = tb.tokens_BxT.shape
+  offset_B = _draw(rng, 0, np.full(batch, max_offset), offset_per) if train else np.zeros(batch, np.int64)
   digits = _digits(tb)
-  ids = np.zeros(tb.tokens_BxT.shape, np.int32)
-  ids.ravel()[digits] = _digit_order(tb, digits) + offset
+  ids = np.zeros((batch, width), np.int32)
+  ids.ravel()[digits] = _digit_order(tb, digits) + np.take(offset_B, digits // width)
   return ids
 
 
 def _random_starts(rng: np.random.Generator, needed_B: np.ndarray, max_pos: int, name: str,
-                   train: bool) -> np.ndarray:
-  """int [B]: s ~ U{1..max_pos - needed_B} per row in training, 1 at test."""
+                   train: bool, offset_per: str) -> np.ndarray:
+  """int [B]: s ~ U{1..max_pos - needed_B} in training (per row, or one for the call bounded
+  by the largest needed_B: see `_draw`), 1 at test."""
   if np.any(max_pos - needed_B < 1):
     need = int(needed_B.max()) + 1
     raise ValueError(f"coupling {name}={max_pos} is too small: a row needs IDs up to {need}; "
                      f"set {name} >= {need}")
   if not train:
     return np.ones_like(needed_B)
-  return rng.integers(1, max_pos - needed_B + 1)
+  return _draw(rng, 1, max_pos - needed_B, offset_per)
 
 
 def _number_index(tb: TokenBatch) -> np.ndarray:
@@ -141,20 +196,40 @@ def _number_index(tb: TokenBatch) -> np.ndarray:
   return np.where(num >= 0, num - np.where(tb.target_BxT, first_answer, first_prompt), -1)
 
 
+def check_format(rule: str, format_name: str, spec: FormatSpec) -> None:
+  """Raises ValueError when position rule `rule` would give answer slots IDs that depend on the
+  answer under the format `spec` (parsed from `format_name`).
+
+  coupling ties an answer digit's ID to its place, so the answer must be written
+  least-significant digit first (its j-th digit has place j whatever its length) or padded to
+  a width the operands fix (every answer of an evaluation cell then has the same length).
+  """
+  if rule == "coupling" and not (spec.reverse_answer or spec.pad):
+    raise ValueError(
+        f"data.positions='coupling' with data.format={format_name!r}: the answer is written "
+        "most-significant digit first at its own length, so the ID of its first digit (its "
+        "place) would tell the model the answer's length, e.g. whether a carry comes out. Add "
+        "'reverse_answer' to data.format (least-significant digit first, as Cho et al. write it) "
+        "or 'pad' / 'pad<N>' (the answer zero-padded to a width the operands fix)")
+
+
 @POSITIONS.register("coupling")
 def coupling(tb: TokenBatch, rng: np.random.Generator, *, train: bool, max_pos: int,
-             levels: int = 1, max_pos_number: int | None = None) -> np.ndarray:
+             levels: int = 1, max_pos_number: int | None = None,
+             offset_per: str = "example") -> np.ndarray:
   """int32 [B, T] (levels=1) or [B, T, 2] (levels=2) position-coupling IDs (see module doc).
 
   max_pos: largest level-1 ID (the table has max_pos + 1 rows).
   max_pos_number: largest level-2 ID; required when levels == 2.
+  offset_per: the training starts s (and s2) drawn per "example" (Cho et al.) or per "batch".
   """
   if levels not in (1, 2):
     raise ValueError(f"coupling levels {levels} unknown; choose one of: 1, 2")
+  _check_offsets("coupling", offset_per)
   valid = tb.tokens_BxT >= NUM_SPECIAL  # neither padding nor a special token
   digits = _digits(tb)
   place, n_places = _digit_place(tb, digits)
-  s = _random_starts(rng, n_places, max_pos, "max_pos", train).astype(np.int32)
+  s = _random_starts(rng, n_places, max_pos, "max_pos", train, offset_per).astype(np.int32)
   ids = np.where(valid, s[:, None], 0)
   ids.ravel()[digits] = np.take(s, digits // ids.shape[1]) + 1 + place
   if levels == 1:
@@ -163,7 +238,7 @@ def coupling(tb: TokenBatch, rng: np.random.Generator, *, train: bool, max_pos: 
     raise ValueError("coupling levels=2 needs max_pos_number (the largest level-2 ID)")
   index = _number_index(tb)
   s2 = _random_starts(rng, index.max(axis=1, initial=0), max_pos_number, "max_pos_number",
-                      train)[:, None]
+                      train, offset_per)[:, None]
   t = np.arange(index.shape[1])
   next_t = np.minimum.accumulate(np.where(index >= 0, t, index.shape[1])[:, ::-1], axis=1)
   next_t = next_t[:, ::-1]

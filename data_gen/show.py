@@ -6,7 +6,8 @@
 
 Every flag is a field of `pipeline.default_data_config()`; `--lengths` sets the training
 ranges: "1:8" for every length axis of the task, or "axis=min:max,axis=min:max".
-`--position_options` takes "key=value,..." with integer values (e.g. max_pos=64).
+`--position_options` takes "key=value,..." with integer or word values (e.g. max_pos=64,
+max_offset=20,offset_per=example).
 """
 
 import argparse
@@ -39,9 +40,10 @@ def parse_lengths(spec: str, axes: Sequence[str]) -> dict[str, tuple[int, int]]:
   return ranges
 
 
-def parse_options(spec: str) -> dict[str, int]:
-  """"max_pos=64,levels=2" -> {"max_pos": 64, "levels": 2}."""
-  return {key: int(value) for key, _, value in (e.partition("=") for e in spec.split(",") if e)}
+def parse_options(spec: str) -> dict[str, int | str]:
+  """"max_pos=64,offset_per=batch" -> {"max_pos": 64, "offset_per": "batch"} (digits: an int)."""
+  return {key: int(value) if value.lstrip("-").isdigit() else value
+          for key, _, value in (e.partition("=") for e in spec.split(",") if e)}
 
 
 def config_from_args(args: argparse.Namespace):
@@ -97,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--format", default=defaults.format)
   parser.add_argument("--tokenizer", default=defaults.tokenizer)
   parser.add_argument("--positions", default=defaults.positions)
-  parser.add_argument("--position_options", default="", help="key=int,... e.g. max_pos=64")
+  parser.add_argument("--position_options", default="", help="key=value,... e.g. max_pos=64 or max_offset=20,offset_per=batch")
   parser.add_argument("--loss", default=defaults.loss, choices=pipeline.LOSSES)
   parser.add_argument("--hints", default="", help="e.g. successor_hint:0.5")
   parser.add_argument("--lengths", default="1:8", help="'1:8' or 'axis=min:max,...'")

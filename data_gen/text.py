@@ -309,7 +309,9 @@ def digits_piece(digits_BxNxW: np.ndarray, length_BxN: np.ndarray, *, index_BxN=
     reverse: write the least-significant digit first.
     target: mark the characters as part of the answer.
     between: a character written between consecutive digits (`4 9 5`, `1,2,8`).
-    hints: index-hint letters: hints[s] is written before the digit of significance s.
+    hints: index-hint letters: hints[s] is written before the digit of significance s (one
+      letter each, so numbers of at most len(hints) digits; `list_slot` writes the longer
+      hints of `index_hint` beyond that).
     after: a character written after the number (a list separator), for the numbers where
       after_length_BxN (int, 0 or 1; default 1) says so.
   Returns:
@@ -529,6 +531,17 @@ def number_slot(number: Number, index: int | np.ndarray, *, reverse: bool = Fals
   return list_slot(digits[:, None, :], length_B[:, None], index, reverse=reverse, hints=hints, target=target)
 
 
+def index_hint(alphabet: str, s: int) -> str:
+  """The index hint of significance s: s + 1 as a bijective base-len(alphabet) numeral over the
+  alphabet, most significant letter first. With a..z A..Z: a, b, ..., Z for s = 0..51, then
+  aa, ab, ..., aZ, ba, ... (two letters up to s = 52 + 52**2 - 1, and so on)."""
+  n, out = s + 1, ""
+  while n:
+    n, r = divmod(n - 1, len(alphabet))
+    out = alphabet[r] + out
+  return out
+
+
 def list_slot(digits_BxKxW: np.ndarray, length_BxK: np.ndarray, first_index: int | np.ndarray, *,
               reverse: bool = False, hints: str = "", target: bool = False, after: str = "",
               after_BxK: np.ndarray | None = None) -> Slot:
@@ -537,7 +550,8 @@ def list_slot(digits_BxKxW: np.ndarray, length_BxK: np.ndarray, first_index: int
   Number k of row b has length_BxK[b, k] digits (0: not written) and index first_index + k
   (first_index an int or an int array [B]). Digit column c of number k holds significance c
   (reverse: least-significant digit first, valid columns first) or W-1-c (valid columns
-  last); with hints, the letter hints[s] comes before the digit of significance s. `after`
+  last); with hints (an alphabet), `index_hint(hints, s)` comes before the digit of
+  significance s: one letter up to len(hints) digits, then two, ... (any length). `after`
   follows number k where after_BxK[b, k] (bool; default: everywhere).
   """
   batch, k, w = digits_BxKxW.shape
@@ -548,19 +562,26 @@ def list_slot(digits_BxKxW: np.ndarray, length_BxK: np.ndarray, first_index: int
   valid = None
   if not full:
     valid = prefix_mask(length_BxK.reshape(-1), w).reshape(batch, k, w)[..., ::1 if reverse else -1]
-  stride = 2 if hints else 1
-  if hints:  # columns beyond every length are never written: '?'
-    longest = int(length_BxK.max())
-    if longest > len(hints):
-      raise ValueError(f"index hints cover numbers of at most {len(hints)} digits; got {longest} digits")
-    letters = np.frombuffer(hints[:w].encode("ascii").ljust(w, b"?"), np.uint8)[sig_W]
-    chars = np.stack([np.broadcast_to(letters, chars.shape), chars], axis=-1).reshape(batch, k, 2 * w)
-    sig_W = np.stack([_no_digits(w), sig_W], axis=-1).reshape(2 * w)
-    valid = None if full else np.repeat(valid, 2, axis=-1)
+  written_BxK = length_BxK
+  if hints:  # hint columns a significance's hint does not fill, or beyond every length, are never written: '?'
+    names = [index_hint(hints, s) for s in range(w)]
+    h = len(names[-1])  # the longest hint of the columns
+    used_Wxh = np.arange(h) >= h - np.array([len(n) for n in names])[:, None]
+    letters = np.frombuffer("".join(n.rjust(h, "?") for n in names).encode("ascii"), np.uint8).reshape(w, h)
+    chars = np.concatenate([np.broadcast_to(letters[sig_W], (batch, k, w, h)), chars[..., None]],
+                           axis=-1).reshape(batch, k, w * (h + 1))
+    columns = np.concatenate([used_Wxh[sig_W], np.ones((w, 1), bool)], axis=-1).reshape(-1)
+    sig_W = np.concatenate([np.full((w, h), -1, np.int16), sig_W[:, None]], axis=-1).reshape(-1)
+    if not columns.all():
+      full = False
+    if not full:
+      valid = columns & (np.ones((batch, k, 1), bool) if valid is None else np.repeat(valid, h + 1, axis=-1))
+    hint_chars_L = np.concatenate([[0], np.cumsum([len(n) for n in names])])  # of a number of L digits
+    written_BxK = length_BxK + hint_chars_L[length_BxK]
   if full:
-    length_B = stride * w * k
+    length_B = chars.shape[-1] * k
   else:
-    length_B = stride * (length_BxK[:, 0] if k == 1 else length_BxK.sum(axis=1))
+    length_B = written_BxK[:, 0] if k == 1 else written_BxK.sum(axis=1)
   if after:
     after_BxK = np.ones((batch, k), bool) if after_BxK is None else np.asarray(after_BxK, bool)
     chars = np.concatenate([chars, np.full((batch, k, 1), ord(after), np.uint8)], axis=-1)

@@ -153,7 +153,7 @@ def test_mixture_strings():
     ("holdout", 1.0, "data.holdout"),
     ("hints", "successor_hint:2", "data.hints"),
     ("hints", "succesor_hint:0.2", "task 'succesor_hint' unknown"),
-    ("position_options", {"max_offset": 3}, "data.position_options"),
+    ("position_options", {"max_pos": 3}, "data.position_options"),
 ])
 def test_bad_configs_name_the_field(field, value, match):
   cfg = addition()

@@ -6,9 +6,11 @@ from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 
+from data_gen import pipeline
+from data_gen.formats import render
 from data_gen.positions import POSITIONS, sorted_subsets
-from data_gen.text import Number, concat, const_text, number_text
-from data_gen.tokenizers import NUM_SPECIAL, TOKENIZERS, with_bos_eos
+from data_gen.text import Number, Problem, concat, const_text, number_text
+from data_gen.tokenizers import EOS_ID, NUM_SPECIAL, PAD_ID, TOKENIZERS, with_bos_eos
 
 CHAR = TOKENIZERS.get("char")
 
@@ -182,11 +184,12 @@ def test_abacus_and_coupling_match_a_per_example_reference(tb):
   for b, n in enumerate(tb.length_B):
     sig, num = tb.sig_BxT[b, :n].tolist(), tb.num_BxT[b, :n].tolist()
     places = sorted({s for s in sig if s >= 0})
-    expected_abacus, expected_coupling, j = [], [], 0
+    expected_abacus, expected_coupling = [], []
+    counted = {}  # digits of each number so far
     for t in range(n):
-      j = j + 1 if t and num[t] >= 0 and num[t] == num[t - 1] else 1
-      j -= sig[t] < 0 and num[t] >= 0  # a separator inside a run is not counted
-      expected_abacus.append(j if sig[t] >= 0 else 0)
+      if sig[t] >= 0:
+        counted[num[t]] = counted.get(num[t], 0) + 1
+      expected_abacus.append(counted[num[t]] if sig[t] >= 0 else 0)
       special = tb.tokens_BxT[b, t] < NUM_SPECIAL
       expected_coupling.append(0 if special else 2 + places.index(sig[t]) if sig[t] >= 0 else 1)
     assert abacus[b, :n].tolist() == expected_abacus
@@ -255,3 +258,144 @@ def test_randomized_test_ids_do_not_reveal_the_answer_length():
   np.testing.assert_array_equal(ids_short[1:], ids_long[1:])
   train = randomized(long, rng(), train=True, L=50)
   assert (np.diff(train[0, :11]) > 0).all() and (train[2, long.length_B[2]:] == 0).all()
+
+
+# ---- random training offsets (sequential, abacus, coupling) --------------------------------
+
+
+def test_sequential_offset_is_off_by_default_and_draws_nothing():
+  tb = coupling_example(batch=3)
+  generator = rng(4)
+  state = generator.bit_generator.state
+  np.testing.assert_array_equal(POSITIONS.get("sequential")(tb, generator, train=True),
+                                [range(15)] * 3)
+  assert generator.bit_generator.state == state
+
+
+def test_sequential_offset_per_example_or_per_batch_and_at_test():
+  framed = with_bos_eos(CHAR.encode(number_text(Number.from_ints([7] * 300 + [12345]), 0)))
+  base = POSITIONS.get("sequential")(framed, rng(), train=False)
+  valid = base > 0
+  valid[:, 0] = True
+  for per in ("example", "batch"):
+    ids = POSITIONS.get("sequential")(framed, rng(1), train=True, max_offset=6, offset_per=per)
+    k = ids[:, 0]
+    np.testing.assert_array_equal(ids, np.where(valid, base + k[:, None], 0))
+    assert set(k.tolist()) == (set(range(7)) if per == "example" else {k[0]})
+  test = POSITIONS.get("sequential")(framed, rng(1), train=False, max_offset=6, test_offset=2)
+  np.testing.assert_array_equal(test, np.where(valid, base + 2, 0))
+  np.testing.assert_array_equal(test[[0, -1]], [[2, 3, 4, 0, 0, 0, 0], [2, 3, 4, 5, 6, 7, 8]])
+
+
+@pytest.mark.parametrize("rule, options, match", [
+    ("sequential", {"max_offset": -1}, "sequential max_offset -1 must be >= 0"),
+    ("sequential", {"test_offset": -2}, "sequential test_offset -2 must be >= 0"),
+    ("sequential", {"max_offset": 3, "offset_per": "step"}, "offset_per 'step' unknown; choose one of: batch, example"),
+    ("abacus", {"offset_per": "row"}, "abacus offset_per 'row' unknown"),
+    ("coupling", {"max_pos": 10, "offset_per": "row"}, "coupling offset_per 'row' unknown")])
+def test_offset_options_are_validated(rule, options, match):
+  with pytest.raises(ValueError, match=match):
+    POSITIONS.get(rule)(coupling_example(), rng(), train=True, **options)
+  cfg = pipeline.default_data_config()
+  cfg.positions, cfg.position_options = rule, options
+  with pytest.raises(ValueError, match=match):
+    pipeline.validate_data_config(cfg)
+
+
+def test_abacus_offset_per_example_and_coupling_start_per_batch():
+  tb = coupling_example(batch=200)
+  test_ids = POSITIONS.get("abacus")(tb, rng(), train=False)
+  ids = POSITIONS.get("abacus")(tb, rng(2), train=True, max_offset=5, offset_per="example")
+  shift = np.where(test_ids > 0, ids - test_ids, -1)
+  k = shift.max(axis=1)
+  assert ((shift == k[:, None]) | (test_ids == 0)).all() and set(k.tolist()) == set(range(6))
+  test_ids = POSITIONS.get("coupling")(tb, rng(), train=False, max_pos=12)
+  ids = POSITIONS.get("coupling")(tb, rng(2), train=True, max_pos=12, offset_per="batch")
+  shift = ids - test_ids
+  assert (shift == shift[0, 0]).all() and 0 <= shift[0, 0] <= 12 - 5 - 1
+
+
+def test_sequential_offset_through_the_pipeline():
+  cfg = pipeline.default_data_config()
+  cfg.train_lengths = {"len_0": (1, 3), "len_1": (1, 3)}
+  plain = pipeline.sample_batch(cfg, seed=0, step=0, batch_size=64)
+  cfg.position_options = {"max_offset": 9}
+  shifted = pipeline.sample_batch(cfg, seed=0, step=0, batch_size=64)
+  np.testing.assert_array_equal(shifted["tokens"], plain["tokens"])
+  k = shifted["positions"][:, 0]
+  np.testing.assert_array_equal(shifted["positions"], np.where(plain["tokens"] > 0, plain["positions"] + k[:, None], 0))
+  assert len(set(k.tolist())) > 5
+  evaluation = pipeline.eval_batch(cfg, (2, 2), 4, seed=0)
+  assert evaluation["prompt_positions"][:, -1].tolist() == [7] * 4  # BOS $ 2 digits + 2 digits = at 7
+
+
+# ---- Abacus across index hints and spaces ---------------------------------------------------
+
+
+def addition_problem(a, b):
+  return Problem((Number.from_ints(a), Number.from_ints(b)),
+                 (Number.from_ints([x + y for x, y in zip(a, b)]),), "+")
+
+
+def test_abacus_counts_digits_across_index_hints():
+  text = render(addition_problem([123], [4567]), "index_hints+reverse_operands+reverse_answer")
+  assert text.strings() == ["a3b2c1+a7b6c5d4=a0b9c6d4"]
+  ids = POSITIONS.get("abacus")(CHAR.encode(text), rng(), train=False)
+  np.testing.assert_array_equal(ids[0], [0, 1, 0, 2, 0, 3, 0, 0, 1, 0, 2, 0, 3, 0, 4, 0,
+                                         0, 1, 0, 2, 0, 3, 0, 4])
+
+
+def test_abacus_counts_digits_across_random_spaces():
+  text = render(addition_problem([123, 98765], [4567, 43]), "random_spaces+reverse_operands+reverse_answer", rng(3))
+  tb = CHAR.encode(text)
+  ids = POSITIONS.get("abacus")(tb, rng(), train=False)
+  assert " " in text.strings()[0]
+  for b, row in enumerate(text.strings()):
+    expected, count = [], 0
+    for c in row:
+      count = 0 if c in "+=" else count + c.isdigit()
+      expected.append(count if c.isdigit() else 0)
+    assert ids[b, :len(row)].tolist() == expected
+
+
+# ---- coupling never tells the model its answer's length -------------------------------------
+
+
+COUPLING_SWITCHES = ("reverse_answer", "reverse_operands", "pad", "index_hints", "dollar")
+COUPLING_FORMATS = ["+".join(c) or "plain" for n in range(len(COUPLING_SWITCHES) + 1)
+                    for c in itertools.combinations(COUPLING_SWITCHES, n)] + [
+    "reverse_answer+random_spaces", "natural_language+pad", "natural_language+reverse_answer", "pad4",
+    "pad5+reverse_answer+index_hints"]
+
+
+@pytest.mark.parametrize("fmt", COUPLING_FORMATS)
+@pytest.mark.parametrize("task, cell", [("addition", (3, 3)), ("multiplication", (2, 2))])
+def test_coupling_answer_ids_are_the_same_for_every_problem_of_a_cell(fmt, task, cell):
+  """The ID of every answer slot the decoder feeds back (each answer token before EOS) is the
+  same across the problems of a cell, with or without a final carry, given the kinds of the
+  tokens written so far (a digit, or which other token: a `$` that closes a shorter answer may
+  sit where a longer answer has a digit, and the decoder has then written it). Formats that
+  cannot give that (an answer most-significant digit first at its own length, whose first
+  digit's ID would be its place) are refused with a ValueError."""
+  cfg = pipeline.default_data_config()
+  cfg.update(task=task, format=fmt, positions="coupling", position_options={"max_pos": 30})
+  cfg.train_lengths = {axis: (1, 4) for axis in (("len_0", "len_1") if task == "addition" else ("len_a", "len_b"))}
+  if "reverse_answer" not in fmt and "pad" not in fmt:
+    with pytest.raises(ValueError, match="data.positions='coupling' with data.format=.*reverse_answer.*pad"):
+      pipeline.validate_data_config(cfg)
+    return
+  pipeline.validate_data_config(cfg)
+  batch = pipeline.eval_batch(cfg, cell, 300, seed=0)
+  answer, ids = batch["answer"], batch["answer_positions"]
+  written = ["".join(c for c in row if c.isdigit()) for row in CHAR.decode(answer)]
+  values = [int(w[::-1] if "reverse_answer" in fmt else w) for w in written]
+  assert len({len(str(v)) for v in values}) == 2  # answers with and without a carry out of the top
+  kind = np.where(batch["digit_mask"], -1, answer)
+  fed = (answer != EOS_ID) & (answer != PAD_ID)
+  for slot in range(answer.shape[1]):
+    seen = {}
+    for b in np.flatnonzero(fed[:, slot]):
+      assert seen.setdefault(tuple(kind[b, :slot + 1]), ids[b, slot]) == ids[b, slot], (fmt, slot)
+  if "random_spaces" not in fmt and "natural_language" not in fmt:
+    prompt_ids = batch["prompt_positions"]
+    assert (prompt_ids == prompt_ids[0]).all()
