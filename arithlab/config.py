@@ -8,10 +8,12 @@ change. Checks that need the built model (eval lengths vs. the encoding's limits
 """
 
 import math
+import sys
 from typing import Any, Mapping
 
 import jax
 import ml_collections
+from absl import flags
 from flax import nnx
 
 from arithlab import models
@@ -95,6 +97,42 @@ def leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
   return out
 
 
+def field_section(cfg: ml_collections.ConfigDict, field: str, where: str) -> tuple[ml_collections.ConfigDict, str]:
+  """(the section holding dotted `field`, its last name).
+
+  Raises:
+    ValueError: naming `where` and the field when it does not exist, listing the fields of the
+      section it names (or the part that is not a section).
+  """
+  *parents, leaf = field.split(".")
+  node = cfg
+  for depth, part in enumerate(parents):
+    child = node.get(part)
+    if not isinstance(child, ml_collections.ConfigDict):
+      raise ValueError(f"{where}: field {field!r} unknown: {'.'.join(parents[:depth + 1])!r} is not a config "
+                       f"section; the config has: {', '.join(sorted(node.keys()))}")
+    node = child
+  if leaf not in node:
+    raise ValueError(f"{where}: field {field!r} unknown; its section has: {', '.join(sorted(node.keys()))}")
+  return node, leaf
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """The absl flags parser of entry points with a --config flag (`app.run(main, flags_parser=...)`):
+  an override of a field that does not exist (--config.train.bogus=1) exits with the fields its
+  section has instead of a traceback. Returns the arguments left after the flags."""
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError):
+    for arg in argv[1:]:
+      if arg.startswith("--config."):
+        try:
+          field_section(default_config(), arg.removeprefix("--config.").partition("=")[0], arg)
+        except ValueError as e:
+          sys.exit(f"FATAL Flags parsing error: {e}")
+    raise
+
+
 # The model field that sets a parameter dimension of each logical name (when they are equal).
 FIELD_OF_LOGICAL = {"vocab": "vocab_size", "embed": "d_model", "mlp": "d_ff", "heads": "heads", "length": "max_len"}
 
@@ -146,9 +184,11 @@ def eval_ranges(cfg: ml_collections.ConfigDict) -> list[tuple[int, int]]:
   """
   axes = pipeline.build(cfg.data).sources[0].task.length_axes
   lengths = dict(cfg.eval.lengths)
-  if sorted(lengths) != sorted(axes) or any(not 1 <= lo <= hi for lo, hi in lengths.values()):
+  if sorted(lengths) != sorted(axes) or any(not 1 <= lo <= hi <= pipeline.MAX_AXIS_LENGTH
+                                            for lo, hi in lengths.values()):
     raise ValueError(f"eval.lengths={lengths} must map each length axis of task {cfg.data.task!r} "
-                     f"{list(axes)} to an inclusive range (min, max) with 1 <= min <= max")
+                     f"{list(axes)} to an inclusive range (min, max) with 1 <= min <= max <= "
+                     f"{pipeline.MAX_AXIS_LENGTH} (the supported maximum)")
   return [tuple(int(n) for n in lengths[axis]) for axis in axes]
 
 
