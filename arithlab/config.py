@@ -7,9 +7,17 @@ change. Checks that need the built model (eval lengths vs. the encoding's limits
 `arithlab.train.loop` right after the model is built, before the first step.
 """
 
+import math
+import sys
+from typing import Any, Mapping
+
+import jax
 import ml_collections
+from absl import flags
+from flax import nnx
 
 from arithlab import models
+from arithlab.models.sharding import logical_to_spec
 from arithlab.train.evaluate import SUMMARY_KEYS
 from arithlab.train.mesh import AXES, data_parallel_size, mesh_shape
 from data_gen import grid, pipeline
@@ -78,6 +86,90 @@ def default_config() -> ml_collections.ConfigDict:
   return cfg
 
 
+def leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  """{dotted field: value} of a nested dict's leaves (an empty dict is a leaf)."""
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, Mapping) and value:
+      out.update(leaves(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def field_section(cfg: ml_collections.ConfigDict, field: str, where: str) -> tuple[ml_collections.ConfigDict, str]:
+  """(the section holding dotted `field`, its last name).
+
+  Raises:
+    ValueError: naming `where` and the field when it does not exist, listing the fields of the
+      section it names (or the part that is not a section).
+  """
+  *parents, leaf = field.split(".")
+  node = cfg
+  for depth, part in enumerate(parents):
+    child = node.get(part)
+    if not isinstance(child, ml_collections.ConfigDict):
+      raise ValueError(f"{where}: field {field!r} unknown: {'.'.join(parents[:depth + 1])!r} is not a config "
+                       f"section; the config has: {', '.join(sorted(node.keys()))}")
+    node = child
+  if leaf not in node:
+    raise ValueError(f"{where}: field {field!r} unknown; its section has: {', '.join(sorted(node.keys()))}")
+  return node, leaf
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """The absl flags parser of entry points with a --config flag (`app.run(main, flags_parser=...)`):
+  an override of a field that does not exist (--config.train.bogus=1) exits with the fields its
+  section has instead of a traceback. Returns the arguments left after the flags."""
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError):
+    for arg in argv[1:]:
+      if arg.startswith("--config."):
+        try:
+          field_section(default_config(), arg.removeprefix("--config.").partition("=")[0], arg)
+        except ValueError as e:
+          sys.exit(f"FATAL Flags parsing error: {e}")
+    raise
+
+
+# The model field that sets a parameter dimension of each logical name (when they are equal).
+FIELD_OF_LOGICAL = {"vocab": "vocab_size", "embed": "d_model", "mlp": "d_ff", "heads": "heads", "length": "max_len"}
+
+
+def check_sharding(model_cfg: ml_collections.ConfigDict, sizes: Mapping[str, int]) -> None:
+  """Raises ValueError when a parameter dimension does not divide by the mesh axes its logical
+  name maps to (model.logical_rules), naming the model field and a value that divides.
+
+  sizes: mesh axis name -> size. The model is traced abstractly (no arrays, no devices), and
+  only when some parameter rule maps to an axis of size > 1.
+  """
+  rules = model_cfg.logical_rules
+  if not any(name != "batch" and rule is not None and any(
+      sizes.get(a, 1) > 1 for a in ((rule,) if isinstance(rule, str) else rule)) for name, rule in rules):
+    return
+  params = nnx.state(nnx.eval_shape(lambda: models.build(model_cfg, rngs=nnx.Rngs(0))), nnx.Param)
+  for path, param in jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda x: isinstance(x, nnx.Variable))[0]:
+    names = param.get_metadata().get("logical")
+    if names is None:
+      continue
+    spec = logical_to_spec(names, rules, tuple(sizes))
+    for dim, (n, axes) in enumerate(zip(param.shape, spec)):
+      axes = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+      ways = math.prod(sizes[a] for a in axes)
+      if n % ways == 0:
+        continue
+      mesh = " x ".join(f"mesh.{a}={sizes[a]}" for a in axes)
+      where = jax.tree_util.keystr(path)
+      field = FIELD_OF_LOGICAL.get(names[dim])
+      named = field is not None and model_cfg[field] == n
+      what = f"model.{field}={n}" if named else f"parameter {where}"
+      fix = f"set model.{field}={-(-n // ways) * ways} (a multiple of {ways})" if named else \
+          "change model.logical_rules"
+      raise ValueError(f"{what} does not divide over the mesh: dimension {dim} ({names[dim]!r}) of parameter "
+                       f"{where} {tuple(param.shape)} is split {ways} ways ({mesh}); {fix}, or change the mesh")
+
+
 def _positive(cfg: ml_collections.ConfigDict, section: str, fields: tuple[str, ...], minimum: int = 1) -> None:
   for field in fields:
     if cfg[section][field] < minimum:
@@ -92,9 +184,11 @@ def eval_ranges(cfg: ml_collections.ConfigDict) -> list[tuple[int, int]]:
   """
   axes = pipeline.build(cfg.data).sources[0].task.length_axes
   lengths = dict(cfg.eval.lengths)
-  if sorted(lengths) != sorted(axes) or any(not 1 <= lo <= hi for lo, hi in lengths.values()):
+  if sorted(lengths) != sorted(axes) or any(not 1 <= lo <= hi <= pipeline.MAX_AXIS_LENGTH
+                                            for lo, hi in lengths.values()):
     raise ValueError(f"eval.lengths={lengths} must map each length axis of task {cfg.data.task!r} "
-                     f"{list(axes)} to an inclusive range (min, max) with 1 <= min <= max")
+                     f"{list(axes)} to an inclusive range (min, max) with 1 <= min <= max <= "
+                     f"{pipeline.MAX_AXIS_LENGTH} (the supported maximum)")
   return [tuple(int(n) for n in lengths[axis]) for axis in axes]
 
 
@@ -129,6 +223,7 @@ def validate(cfg: ml_collections.ConfigDict, *, device_count: int, process_count
     raise ValueError(f"train.batch_size={cfg.train.batch_size} must be a multiple of the data-parallel size "
                      f"({dp}) times train.grad_accum={cfg.train.grad_accum}: use a multiple of "
                      f"{dp * cfg.train.grad_accum}")
+  check_sharding(cfg.model, dict(zip(AXES, mesh_shape(cfg.mesh, device_count))))
   if cfg.eval.batch_size % dp:
     raise ValueError(f"eval.batch_size={cfg.eval.batch_size} must be a multiple of the data-parallel size "
                      f"({dp}): use a multiple of {dp}")

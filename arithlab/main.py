@@ -17,7 +17,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from arithlab import process
+from arithlab import config, process
 from arithlab.train import loop
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -53,4 +53,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config.parse_flags)

@@ -35,7 +35,8 @@ task per point running that same command (a multi-host point: add --distributed 
 srun task count through --sbatch), and runs nothing. Afterwards DIR/report.md, report.csv and
 the plots are written (arithlab.report); --report_only rebuilds them from the run directories.
 --only=axis=label1,label2 (repeatable) runs a subset of the points; the report lists them all.
-Two sweeps must not share a DIR at the same time (there is no lock).
+A sweep that runs points locks DIR (DIR/lock.json, as a run directory's lock): a second sweep
+on the same DIR is refused, naming the first; each point's run directory has its own lock.
 """
 
 import copy
@@ -62,6 +63,7 @@ from ml_collections import config_flags
 from arithlab import config, process, report
 from arithlab.train import loop
 from arithlab.train import metrics as metrics_lib
+from arithlab.train import rundir
 
 BUDGETS = ("small", "micro")
 EXPERIMENT_ATTRIBUTES = ("get_config", "get_sweep", "REFERENCE", "REPORT")
@@ -200,16 +202,7 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Mapping[str, Any]
   """
   cfg = copy.deepcopy(cfg)
   for key, value in overrides.items():
-    *parents, leaf = key.split(".")
-    node = cfg
-    for depth, part in enumerate(parents):
-      child = node.get(part)
-      if not isinstance(child, ml_collections.ConfigDict):
-        raise ValueError(f"{where}: field {key!r} unknown: {'.'.join(parents[:depth + 1])!r} is not a "
-                         f"config section")
-      node = child
-    if leaf not in node:
-      raise ValueError(f"{where}: field {key!r} unknown; its section has: {', '.join(sorted(node.keys()))}")
+    node, leaf = config.field_section(cfg, key, where)
     try:
       node[leaf] = value
     except TypeError as e:
@@ -237,24 +230,13 @@ def load_experiment(spec: str):
   return module, arg or None
 
 
-def _leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  """{dotted path: value} of a nested dict's leaves (an empty dict is a leaf)."""
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, Mapping) and value:
-      out.update(_leaves(value, f"{prefix}{key}."))
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
-
-
 def config_hash(cfg: ml_collections.ConfigDict, *, skip: Sequence[str] = ()) -> str:
   """First 10 hex digits of the SHA-256 of what `cfg` changes from `config.default_config()`
   (its leaves that differ or are new, and the default ones it lacks), as sorted JSON; sections
   named in `skip` are left out. A field added later with a default keeps every existing hash."""
   as_json = lambda v: json.dumps(v, sort_keys=True, default=repr)
-  default = {k: as_json(v) for k, v in _leaves(config.default_config().to_dict()).items()}
-  leaves = {k: as_json(v) for k, v in _leaves(cfg.to_dict()).items()}
+  default = {k: as_json(v) for k, v in config.leaves(config.default_config().to_dict()).items()}
+  leaves = {k: as_json(v) for k, v in config.leaves(cfg.to_dict()).items()}
   changes = {k: v for k, v in leaves.items() if default.get(k) != v}
   changes.update({k: "<absent>" for k in default.keys() - leaves.keys()})
   changes = {k: v for k, v in changes.items() if k.split(".")[0] not in skip}
@@ -471,7 +453,8 @@ def run(spec: str, workdir: str, *, parallel: int = 1, cli_args: Sequence[str] =
     path = write_slurm(chosen, spec=spec, workdir=workdir, cli_args=cli_args, sbatch=sbatch, job_name=job_name)
     print(f"[sweep] wrote {path} ({len(chosen)} array tasks); submit it with sbatch", flush=True)
   elif not report_only:
-    failed = run_local(chosen, spec=spec, workdir=workdir, cli_args=cli_args, parallel=parallel)
+    with rundir.Lock(workdir):
+      failed = run_local(chosen, spec=spec, workdir=workdir, cli_args=cli_args, parallel=parallel)
   out = report.write(workdir, planned, module.REPORT, module.REFERENCE, title=spec)
   print(f"[sweep] report: {out}", flush=True)
   return failed
@@ -522,4 +505,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=config.parse_flags)

@@ -81,6 +81,11 @@ class Pipeline:
   num_shards: int
 
 
+# The longest length axis supported: digits and number indices are int16 inside data_gen, and an
+# answer may be longer than its operands (a product has up to len_a + len_b digits).
+MAX_AXIS_LENGTH = 10_000
+
+
 def _ranges(lengths: Any, axes: Sequence[str], where: str) -> tuple[tuple[int, int], ...]:
   names = sorted(lengths.keys()) if lengths is not None else []
   if sorted(axes) != names:
@@ -90,6 +95,8 @@ def _ranges(lengths: Any, axes: Sequence[str], where: str) -> tuple[tuple[int, i
     lo, hi = (int(v) for v in lengths[axis])
     if not 1 <= lo <= hi:
       raise ValueError(f"{where}.{axis} = ({lo}, {hi}) is not a range 1 <= min <= max")
+    if hi > MAX_AXIS_LENGTH:
+      raise ValueError(f"{where}.{axis} = ({lo}, {hi}) exceeds the supported maximum length {MAX_AXIS_LENGTH}")
     out.append((lo, hi))
   return tuple(out)
 

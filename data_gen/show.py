@@ -6,54 +6,93 @@
 
 Every flag is a field of `pipeline.default_data_config()`; `--lengths` sets the training
 ranges: "1:8" for every length axis of the task, or "axis=min:max,axis=min:max".
-`--position_options` takes "key=value,..." with integer or word values (e.g. max_pos=64,
-max_offset=20,offset_per=example).
+`--position_options` takes "key=value,..." with integer values, or a word where the rule's
+option is a word (e.g. max_pos=64, max_offset=20,offset_per=example).
+Without --format, a task is shown in the default data format when that applies to it (the
+arithmetic tasks), else in the plain one.
 """
 
 import argparse
+import inspect
 import json
 import sys
 from typing import Sequence
 
 import numpy as np
 
-from data_gen import pipeline, tasks
+from data_gen import formats, pipeline, positions, tasks
 
 WRAP = 100  # characters per printed line of token columns
 
 
-def _range(text: str) -> tuple[int, int]:
+def _int(text: str, flag: str, spec: str) -> int:
+  try:
+    return int(text)
+  except ValueError:
+    raise ValueError(f"{flag}={spec!r}: {text!r} is not an integer") from None
+
+
+def _range(text: str, spec: str) -> tuple[int, int]:
   lo, _, hi = text.partition(":")
-  return int(lo), int(hi or lo)
+  return _int(lo, "--lengths", spec), _int(hi or lo, "--lengths", spec)
 
 
 def parse_lengths(spec: str, axes: Sequence[str]) -> dict[str, tuple[int, int]]:
-  """"1:8" -> every axis 1..8; "count=2:6,digits=1:3" -> per axis (the rest default to 1:8)."""
+  """"1:8" -> every axis 1..8; "count=2:6,digits=1:3" -> per axis (the rest default to 1:8).
+
+  Raises:
+    ValueError: naming --lengths for an unknown axis or a bound that is not an integer.
+  """
   if "=" not in spec:
-    return {axis: _range(spec) for axis in axes}
+    return {axis: _range(spec, spec) for axis in axes}
   ranges = {axis: (1, 8) for axis in axes}
   for entry in spec.split(","):
     axis, _, value = entry.partition("=")
     if axis not in ranges:
       raise ValueError(f"--lengths axis {axis!r} unknown; the task's axes are {list(axes)}")
-    ranges[axis] = _range(value)
+    ranges[axis] = _range(value, spec)
   return ranges
 
 
-def parse_options(spec: str) -> dict[str, int | str]:
-  """"max_pos=64,offset_per=batch" -> {"max_pos": 64, "offset_per": "batch"} (digits: an int)."""
-  return {key: int(value) if value.lstrip("-").isdigit() else value
-          for key, _, value in (e.partition("=") for e in spec.split(",") if e)}
+def parse_options(spec: str, rule: str) -> dict[str, int | str]:
+  """"max_pos=64,offset_per=batch" -> {"max_pos": 64, "offset_per": "batch"} for position rule
+  `rule`: an option whose default is a word (a str) takes a word, every other an integer.
+
+  Raises:
+    ValueError: naming --position_options for an entry without "=" or a value that is not an
+      integer where the option takes one.
+  """
+  options = {}
+  for entry in filter(None, spec.split(",")):
+    key, sep, value = entry.partition("=")
+    if not sep:
+      raise ValueError(f"--position_options={spec!r}: write key=integer entries, e.g. max_pos=64")
+    param = inspect.signature(positions.POSITIONS.get(rule)).parameters.get(key)
+    words = param is not None and isinstance(param.default, str)
+    options[key] = value if words else _int(value, "--position_options", spec)
+  return options
+
+
+def default_format(task, ranges: dict[str, tuple[int, int]]) -> str:
+  """The format shown without --format: the default data config's when the task's layout takes
+  it, else "plain". The layout comes from one sampled problem at the shortest lengths."""
+  lengths_1xK = np.array([[ranges[axis][0] for axis in task.length_axes]])
+  layout = task.sample(np.random.default_rng(0), lengths_1xK).layout
+  default = pipeline.default_data_config().format
+  applies = set(formats.parse_format(default).switches()) <= formats.LAYOUT_SWITCHES[layout]
+  return default if applies else "plain"
 
 
 def config_from_args(args: argparse.Namespace):
   """The data config the flags describe."""
   cfg = pipeline.default_data_config()
-  cfg.task, cfg.format, cfg.tokenizer = args.task, args.format, args.tokenizer
+  cfg.task, cfg.tokenizer = args.task, args.tokenizer
   cfg.positions, cfg.loss, cfg.hints = args.positions, args.loss, args.hints
   cfg.task_options = json.loads(args.task_options)
-  cfg.position_options = parse_options(args.position_options)
-  cfg.train_lengths = parse_lengths(args.lengths, tasks.build(args.task, **cfg.task_options).length_axes)
+  cfg.position_options = parse_options(args.position_options, args.positions)
+  task = tasks.build(args.task, **cfg.task_options)
+  cfg.train_lengths = parse_lengths(args.lengths, task.length_axes)
+  cfg.format = args.format or default_format(task, cfg.train_lengths)
   cfg.max_len = args.max_len
   return cfg
 
@@ -96,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> None:
   defaults = pipeline.default_data_config()
   parser.add_argument("--task", default=defaults.task)
   parser.add_argument("--task_options", default="{}", help="JSON, e.g. '{\"n_operands\": 3}'")
-  parser.add_argument("--format", default=defaults.format)
+  parser.add_argument("--format", default="",
+                      help=f"default: {defaults.format} where it applies to the task, else plain")
   parser.add_argument("--tokenizer", default=defaults.tokenizer)
   parser.add_argument("--positions", default=defaults.positions)
   parser.add_argument("--position_options", default="", help="key=value,... e.g. max_pos=64 or max_offset=20,offset_per=batch")

@@ -60,12 +60,12 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   _choice(cfg, "temperature", TEMPERATURES)
   _choice(cfg, "remat", REMAT)
   check_options(cfg.encoding, encoding_class(cfg.encoding), dict(cfg.encoding_options))
-  if cfg.d_model % cfg.heads:
-    raise ValueError(f"model.d_model={cfg.d_model} must be a multiple of model.heads={cfg.heads}")
   for field in ("layers", "d_model", "heads", "d_ff", "vocab_size", "max_len", "recurrences",
                 "test_recurrences"):
     if cfg[field] < 1:
       raise ValueError(f"model.{field}={cfg[field]} must be >= 1")
+  if cfg.d_model % cfg.heads:
+    raise ValueError(f"model.d_model={cfg.d_model} must be a multiple of model.heads={cfg.heads}")
   if not cfg.looped and (cfg.recurrences != 1 or cfg.test_recurrences != 1):
     raise ValueError(f"model.recurrences={cfg.recurrences} and model.test_recurrences="
                      f"{cfg.test_recurrences} need model.looped=True (else both must be 1)")

@@ -2,8 +2,9 @@
 
 mesh.py (device mesh, logical-axis shardings) -> step.py (train state, jitted step) ->
 optim.py (AdamW, schedule) -> loop.py (the run: data, progress, eval, checkpoints) with
-checkpoint.py (orbax, exact resume), decode.py (KV-cache greedy decoding),
-evaluate.py (length grid, heatmaps) and metrics.py (the run record and console).
+checkpoint.py (orbax, exact resume), rundir.py (the run directory: lock, resume check),
+decode.py (KV-cache greedy decoding), evaluate.py (length grid, heatmaps) and metrics.py
+(the run record and console).
 
 Switches live in the config (arithlab/config.py): mesh.{data,fsdp,tensor} and the rules
 table model.logical_rules place everything; model.dtype="bfloat16" computes in bf16 while

@@ -80,15 +80,23 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self.manager.all_steps())
 
-  def save(self, step: int, state: Any, metrics: Mapping[str, float] | None = None) -> None:
-    """Saves `state` (a pytree of jax arrays) as checkpoint `step`; `metrics` rank it for keep_best."""
-    meta = {"step": int(step), "digest": digest(state)}
+  def save(self, step: int, state: Any, metrics: Mapping[str, float] | None = None,
+           extra: Mapping[str, Any] | None = None) -> None:
+    """Saves `state` (a pytree of jax arrays) as checkpoint `step`; `metrics` rank it for keep_best;
+    `extra` (JSON-able) is stored beside it and returned by `restore_with_meta`."""
+    meta = {**(extra or {}), "step": int(step), "digest": digest(state)}
     self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                     meta=ocp.args.JsonSave(meta)),
                       metrics=dict(metrics) if metrics is not None else None, force=True)
 
   def restore(self, step: int, target: Any) -> Any:
-    """Checkpoint `step` restored into the shapes, dtypes and shardings of `target` (arrays or abstract).
+    """Checkpoint `step` restored into the shapes, dtypes and shardings of `target` (arrays or
+    abstract); raises as `restore_with_meta`."""
+    return self.restore_with_meta(step, target)[0]
+
+  def restore_with_meta(self, step: int, target: Any) -> tuple[Any, dict[str, Any]]:
+    """(state, meta) of checkpoint `step`: the state restored into the shapes, dtypes and
+    shardings of `target` (arrays or abstract), and the JSON saved with it (step, digest, extra).
 
     Raises:
       ValueError: naming the checkpoint's path when it is unreadable, does not match `target`
@@ -108,7 +116,7 @@ class Checkpointer:
     if bad:
       raise ValueError(f"checkpoint {path} is corrupt: the arrays {bad[:5]} do not match the digest saved "
                        "with them; nothing was deleted: move it away or choose another --workdir")
-    return restored["state"]
+    return restored["state"], restored["meta"]
 
   def wait(self) -> None:
     """Blocks until asynchronous saves are on disk."""

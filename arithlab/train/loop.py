@@ -3,23 +3,34 @@
 Every process runs this same function. Each builds only its rows of the global batch from
 the stateless sampler (`data_gen.pipeline.sample_batch`: the batch of step s depends only on
 the seed, s and the process's slice), so a run resumed from a checkpoint at step k sees
-exactly the batches an uninterrupted run sees from k on. Process 0 writes the run record:
+exactly the batches an uninterrupted run sees from k on, and the checkpoint carries the
+metrics of the steps since the last metrics row, so metrics.jsonl matches too. Process 0 writes
+the run record (see `arithlab.train.rundir`):
 
-  workdir/config.json, env.json, metrics.jsonl, checkpoints/<step>/, eval/grid_<step>.{npz,json,png}
+  workdir/lock.json, config.json, env.json, run.json, metrics.jsonl, checkpoints/<step>/,
+  eval/grid_<step>.{npz,json,png}
+
+Everything is checked before the first write: the config, the data, the model against the
+eval grid, the directory (a new run, or the same run: `rundir.check_resume`) and the lock; the
+checkpoint is restored (falling back past corrupt ones) before the record is updated.
 
 `evaluate_checkpoint` scores a finished (or interrupted) run's checkpoint again, e.g. with an
 evaluation-time RoPE scaling, into workdir/eval/<label>/ without touching what training wrote.
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import socket
+import sys
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 from flax import nnx
 from jax.experimental import multihost_utils
 
@@ -31,6 +42,7 @@ from arithlab.train import evaluate as evaluate_lib
 from arithlab.train import mesh as mesh_lib
 from arithlab.train import metrics as metrics_lib
 from arithlab.train import optim
+from arithlab.train import rundir
 from arithlab.train import step as step_lib
 from data_gen import grid as grid_lib
 from data_gen import pipeline, tfds_eval
@@ -67,24 +79,76 @@ def _pad_time_globally(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   return {k: np.pad(v, [(0, 0), (0, t - v.shape[1])] + [(0, 0)] * (v.ndim - 2)) for k, v in local.items()}
 
 
-def _trim_metrics(workdir: str, step: int) -> None:
-  """Drops metrics.jsonl rows after `step` (written by a run that died after its last checkpoint)."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  if os.path.exists(path):
-    kept = [row for row in metrics_lib.read_metrics(workdir) if row["step"] <= step]
-    os.remove(path)
-    writer = metrics_lib.MetricsWriter(workdir)
-    for row in kept:
-      writer.write(row.pop("step"), row)
-
-
-def _mean_metrics(history: list[dict[str, jax.Array]]) -> dict[str, float]:
-  """Means over the logged interval (lr: the last value; tokens: the sum)."""
+def _mean_metrics(history: list[dict[str, Any]], timed: int) -> tuple[dict[str, float], float]:
+  """The means over the logged interval (lr: its last value; float32 values, as the step returns
+  them), and the tokens of its last `timed` steps (those this process ran since its clock started)."""
   values = jax.device_get(history)
-  out = {k: float(np.mean([h[k] for h in values])) for k in values[0]}
+  out = {k: float(np.mean([h[k] for h in values])) for k in values[0] if k != "tokens"}
   out["lr"] = float(values[-1]["lr"])
-  out["tokens"] = float(np.sum([h["tokens"] for h in values]))
-  return out
+  return out, float(np.sum([h["tokens"] for h in values[-timed:]]))
+
+
+@contextlib.contextmanager
+def _claimed(workdir: str, cfg: ml_collections.ConfigDict) -> Iterator[tuple[bool, dict[str, list[Any]]]]:
+  """Holds the run directory for the run of `cfg`: process 0 checks it (`rundir.saved_config`,
+  `rundir.check_resume`) and locks it; yields (resuming, the RESUMABLE fields changed). Every
+  process raises when process 0 refused, before anything is written."""
+  lock, saved, changes, error = None, None, {}, None
+  if metrics_lib.is_writer():
+    try:
+      rundir.saved_config(workdir)  # refuses a foreign directory before the lock file is written
+      lock = rundir.Lock(workdir).acquire()
+      saved = rundir.saved_config(workdir)  # again, under the lock
+      changes = rundir.check_resume(workdir, saved, cfg) if saved is not None else {}
+    except ValueError as e:
+      error = e
+      if lock is not None:
+        lock.release()
+  if jax.process_count() > 1 and multihost_utils.broadcast_one_to_all(np.int32(error is not None)):
+    error = error or ValueError(f"process 0 refused the run directory {workdir} (its log says why)")
+  if error is not None:
+    raise error
+  try:
+    yield saved is not None, changes
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _restore_latest(checkpointer: checkpoint_lib.Checkpointer, state: dict) -> tuple[int, dict, list, list]:
+  """(step, state, the per-step metrics saved with it, [(step, error)] of the newer checkpoints
+  that failed to restore) of the latest checkpoint that restores; (0, state, [], []) without one.
+
+  Raises:
+    ValueError: when there are checkpoints and none restores (every error listed; nothing deleted).
+  """
+  failed = []
+  for step in sorted(checkpointer.all_steps(), reverse=True):
+    try:
+      restored, meta = checkpointer.restore_with_meta(step, state)
+    except ValueError as e:
+      logging.warning("checkpoint %d cannot be restored, falling back to the previous one: %s", step, e)
+      failed.append((step, str(e)))
+      continue
+    return step, restored, meta.get("pending_metrics", []), failed
+  if failed:
+    raise ValueError(f"no checkpoint in {checkpointer.directory} restores: " + " | ".join(e for _, e in failed))
+  return 0, state, [], failed
+
+
+def _write_record(workdir: str, cfg: ml_collections.ConfigDict, resuming: bool, start: int,
+                  changes: Mapping[str, list[Any]], corrupt: list[dict[str, Any]]) -> None:
+  """After every check: config.json (new, or rewritten with the RESUMABLE changes), env.json (a
+  new run), the attempt in run.json, and metrics.jsonl trimmed to the resumed step."""
+  rundir.write_json_atomic(os.path.join(workdir, rundir.CONFIG), rundir.as_json(cfg))
+  env = metrics_lib.environment()
+  if not resuming or not os.path.exists(os.path.join(workdir, rundir.ENV)):
+    rundir.write_json_atomic(os.path.join(workdir, rundir.ENV), env)
+  rundir.trim_metrics(workdir, start)
+  rundir.record_attempt(workdir, {
+      "start": rundir.now(), "host": socket.gethostname(), "pid": os.getpid(), "command": " ".join(sys.argv),
+      "git_commit": env["git_commit"], "device_count": env["device_count"], "resume_from": start,
+      "changed": dict(changes), "corrupt_checkpoints": corrupt})
 
 
 def eval_model_def(cfg: ml_collections.ConfigDict, mesh, model_def: step_lib.ModelDef) -> step_lib.ModelDef:
@@ -124,15 +188,16 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
   stop_at: stop after this step as a preemption would, with a checkpoint written (to split
   a run into job-length pieces; tests use it to check exact resume).
   Returns the last logged train metrics, the last eval summary and "step".
+
+  Raises:
+    ValueError: before anything is written, for a bad config, data or eval set, a model that
+      cannot hold the data, a directory that is not this run's (another run, or not a run), a
+      directory another process holds, or checkpoints of which none restores.
   """
   config_lib.validate(cfg, device_count=jax.device_count(), process_count=jax.process_count())
   writer = metrics_lib.is_writer()
   mesh = mesh_lib.make_mesh(cfg.mesh)
   rules = cfg.model.logical_rules
-  if writer:
-    os.makedirs(workdir, exist_ok=True)
-    metrics_lib.write_config(workdir, cfg)
-    metrics_lib.write_env(workdir)
 
   data = pipeline.build(cfg.data)
   rows = mesh_lib.process_rows(mesh, rules, cfg.train.batch_size)
@@ -151,14 +216,45 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
   model_def, state, shardings = step_lib.init(cfg, mesh, tx)
   check_lengths(model_def.merge(state["params"], state["rng_counts"]), batch_at(0), grid)
 
-  checkpointer = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"), cfg.checkpoint,
-                                             cfg.checkpoint.best_metric)
-  start = checkpointer.latest_step() or 0
-  if start:
-    state = checkpointer.restore(start, state)
-    if writer:
-      _trim_metrics(workdir, start)
+  with _claimed(workdir, cfg) as (resuming, changes):
+    def open_checkpoints() -> checkpoint_lib.Checkpointer:
+      return checkpoint_lib.Checkpointer(os.path.join(workdir, rundir.CHECKPOINTS), cfg.checkpoint,
+                                         cfg.checkpoint.best_metric)
 
+    checkpointer = open_checkpoints()
+    start, state, pending, failed = _restore_latest(checkpointer, state)
+    corrupt = []
+    if failed:  # moved out of orbax's sight, so that saving those steps again works
+      checkpointer.close()
+      if writer:
+        corrupt = [{"step": s, "error": e, "moved_to": rundir.move_aside(workdir, s)} for s, e in failed]
+        for c in corrupt:
+          print(f"checkpoint {c['step']} is corrupt, resuming from step {start}; moved it to {c['moved_to']}: "
+                f"{c['error']}", flush=True)
+      if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("arithlab: corrupt checkpoints moved")
+      checkpointer = open_checkpoints()
+    if writer:
+      _write_record(workdir, cfg, resuming, start, changes, corrupt)
+    try:
+      return _train_from(cfg, workdir, stop_at, state, start, pending, checkpointer, mesh, model_def, grid, tx,
+                         shardings, batch_at)
+    finally:
+      checkpointer.close()
+
+
+def _train_from(cfg: ml_collections.ConfigDict, workdir: str, stop_at: int | None, state: dict, start: int,
+                pending: list[dict[str, float]], checkpointer: checkpoint_lib.Checkpointer, mesh,
+                model_def: step_lib.ModelDef, grid: Grid, tx, shardings: dict,
+                batch_at: Callable[[int], dict[str, np.ndarray]]) -> dict[str, Any]:
+  """The training steps from `start` (the body of `train`, once the run directory is claimed).
+
+  pending: the per-step metrics since the last metrics row, saved with the checkpoint at start.
+  Rows are written every train.log_every steps and at train.steps (not at a stop_at step: its
+  partial interval is saved with the checkpoint instead, so a resumed run logs the same rows).
+  """
+  writer = metrics_lib.is_writer()
+  rules = cfg.model.logical_rules
   first = batch_at(start)
   batch_shardings = {k: mesh_lib.batch_sharding(mesh, rules, v.ndim) for k, v in first.items()}
   train_step = step_lib.make_train_step(model_def, cfg.train, tx, shardings, batch_shardings, mesh)
@@ -176,29 +272,31 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
 
   last_train: dict[str, float] = {}
   last_eval: dict[str, float] = {}
-  history: list[dict[str, jax.Array]] = []
+  history: list[dict[str, Any]] = [{k: np.float32(v) for k, v in row.items()} for row in pending]
+  timed = 0  # steps run since the clock started
   tick, end = time.perf_counter(), cfg.train.steps if stop_at is None else min(stop_at, cfg.train.steps)
   for step in range(start, end):
     batch = first if step == start else batch_at(step)
     state, metrics = train_step(state, mesh_lib.global_batch(batch, mesh, rules, cfg.train.batch_size))
     history.append(metrics)
+    timed += 1
     done = step + 1
-    if done % cfg.train.log_every == 0 or done == end:
-      last_train = _mean_metrics(history)
+    if done % cfg.train.log_every == 0 or done == cfg.train.steps:
+      last_train, tokens = _mean_metrics(history, timed)
       elapsed, tick = time.perf_counter() - tick, time.perf_counter()
-      last_train.update(step_time=elapsed / len(history), tokens_per_s=last_train.pop("tokens") / elapsed)
-      history = []
+      last_train.update(step_time=elapsed / timed, tokens_per_s=tokens / elapsed)
+      history, timed = [], 0
       if writer:
         metrics_writer.write(done, last_train)
         progress.update(done, last_train)
     evaluated = done == cfg.train.steps or (cfg.eval.every and done % cfg.eval.every == 0)
     if evaluated:
       last_eval = run_eval(done)
-      tick = time.perf_counter()
+      tick, timed = time.perf_counter(), 0
     if done % cfg.checkpoint.every == 0 or done == end or evaluated:
-      checkpointer.save(done, state, metrics=last_eval if evaluated else None)
+      kept = [{k: float(v) for k, v in row.items()} for row in jax.device_get(history)]
+      checkpointer.save(done, state, metrics=last_eval if evaluated else None, extra={"pending_metrics": kept})
   checkpointer.wait()
-  checkpointer.close()
   if writer:
     progress.close()
   return {"step": end, **last_train, **last_eval}

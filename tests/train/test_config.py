@@ -1,11 +1,16 @@
 """Bad configs fail at start-up with a ValueError naming the field and what to change."""
 
 import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
 from arithlab import config
 from arithlab.train import loop
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def base():
@@ -40,6 +45,16 @@ def test_the_default_and_base_configs_are_valid():
     (lambda c: setattr(c.eval, "lengths", {"len_0": (1, 3), "len_1": (1, 2)}), 1,
      r"checkpoint.best_metric='eval/exact_ood' needs eval cells outside data.train_lengths"),
     (lambda c: c.model.update(norm="batchnorm"), 1, r"model.norm='batchnorm' unknown"),
+    (lambda c: c.model.update(heads=0), 1, r"model.heads=0 must be >= 1"),
+    (lambda c: c.mesh.update(data=2, fsdp=2, tensor=2), 8,
+     r"model.vocab_size=107 does not divide over the mesh: .*\('vocab'\).* split 2 ways \(mesh.tensor=2\); "
+     r"set model.vocab_size=108"),
+    (lambda c: (c.model.update(vocab_size=108), c.mesh.update(data=2, tensor=4)), 8,
+     r"model.heads=2 does not divide .* split 4 ways \(mesh.tensor=4\); set model.heads=4"),
+    (lambda c: c.data.update(train_lengths={"len_0": (1, 3), "len_1": (1, 100000)}), 1,
+     r"data.train_lengths.len_1 = \(1, 100000\) exceeds the supported maximum length 10000"),
+    (lambda c: setattr(c.eval, "lengths", {"len_0": (1, 4), "len_1": (1, 100000)}), 1,
+     r"eval.lengths=.*<= 10000 \(the supported maximum\)"),
     (lambda c: c.model.update(causal=False), 1, r"model.causal=False: .* set model.causal=True"),
     (lambda c: c.data.update(loss="most"), 1, r"data.loss 'most' unknown"),
     (lambda c: c.eval.update(rope_scaling="linear"), 1, r"eval.rope_scaling='linear': .*linear:<s>"),
@@ -51,6 +66,23 @@ def test_bad_configs_name_the_field(change, devices, message):
   change(cfg)
   with pytest.raises(ValueError, match=message):
     config.validate(cfg, device_count=devices)
+
+
+def test_a_mesh_that_divides_every_parameter_is_valid():
+  cfg = base()
+  cfg.model.vocab_size = 108
+  cfg.mesh.update(data=2, fsdp=2, tensor=2)
+  config.validate(cfg, device_count=8)
+
+
+def test_an_unknown_config_flag_lists_the_fields_of_its_section(tmp_path):
+  for flag, listed in [("--config.train.bogus=1", "its section has: b1, b2, batch_size, end_lr_ratio"),
+                       ("--config.trian.steps=1", "'trian' is not a config section; the config has: checkpoint")]:
+    result = subprocess.run([sys.executable, "-m", "arithlab.main", "--config=experiments/quickstart.py:smoke",
+                             f"--workdir={tmp_path / 'run'}", flag], cwd=REPO, capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert result.returncode != 0 and listed in result.stderr and "Traceback" not in result.stderr, result.stderr
+  assert not (tmp_path / "run").exists()
 
 
 def test_process_count_must_divide_the_data_shards():
