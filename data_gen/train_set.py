@@ -36,7 +36,7 @@ from data_gen import grid
 from data_gen.text import Problem
 
 DRAW_MIN, DRAW_MAX = 256, 2**20  # candidates drawn per round: twice the expected need, within these
-DRAW_BUDGET = 64  # a part draws at most DRAW_BUDGET * count + DRAW_MIN candidates in all
+DRAW_BUDGET = 64  # a part draws at most DRAW_BUDGET * count + DRAW_MIN candidates (4 DRAW_MAX) in all
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -150,7 +150,7 @@ def materialize(task, ranges: Sequence[tuple[int, int]], *, size: int, seed: int
   boxes = [box for box, _ in parts] + [tuple(ranges)]
   for index, want in enumerate([n for _, n in parts] + [size]):
     want, rate = min(want, size - taken.size), 1.0
-    budget = DRAW_BUDGET * want + DRAW_MIN
+    budget = min(DRAW_BUDGET * want + DRAW_MIN, 4 * DRAW_MAX)
     for _ in range(grid.MAX_ROUNDS):
       draw = min(DRAW_MAX, budget, max(DRAW_MIN, math.ceil(2 * want / rate)))
       if want == 0 or draw == 0:

@@ -40,7 +40,7 @@ FORMATS = {"plain": "plain", "reverse": "reverse_answer+dollar", "plain$": "doll
            "scratchpad_detailed": "scratchpad_detailed"}
 CONTROLS = ("plain$", "reverse_no$")
 SAMPLES = {"full": (500, 1000, 2000, 3000, 4000, 5000, 10000, 20000, 40000), "small": (1000, 3000, 10000),
-           "micro": (10000,)}
+           "micro": (1000,)}
 SEEDS = {"full": (0, 1, 2), "small": (0,), "micro": (0,)}
 SCRATCHPAD_BUDGET = {"full": {"train.batch_size": 16, "train.steps": 20000},
                      "small": {"train.batch_size": 16, "train.steps": 4000}, "micro": {}}

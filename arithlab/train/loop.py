@@ -5,7 +5,8 @@ the stateless sampler (`data_gen.pipeline.sample_batch`: the batch of step s dep
 the seed, s and the process's slice), so a run resumed from a checkpoint at step k sees
 exactly the batches an uninterrupted run sees from k on. Process 0 writes the run record:
 
-  workdir/config.json, env.json, metrics.jsonl, checkpoints/<step>/, eval/grid_<step>.{npz,json,png}
+  workdir/config.json, env.json, metrics.jsonl, checkpoints/<step>/, eval/grid_<step>.{npz,json,png},
+  and train_set/ (the fixed training set as TFDS, when data.train_set.size is set)
 
 `evaluate_checkpoint` scores a finished (or interrupted) run's checkpoint again, e.g. with an
 evaluation-time RoPE scaling, into workdir/eval/<label>/ without touching what training wrote.
@@ -33,7 +34,7 @@ from arithlab.train import metrics as metrics_lib
 from arithlab.train import optim
 from arithlab.train import step as step_lib
 from data_gen import grid as grid_lib
-from data_gen import pipeline, tfds_eval
+from data_gen import pipeline, tfds_eval, tfds_train
 
 Grid = dict[tuple[int, ...], dict[str, np.ndarray]]
 
@@ -133,6 +134,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
     os.makedirs(workdir, exist_ok=True)
     metrics_lib.write_config(workdir, cfg)
     metrics_lib.write_env(workdir)
+    if cfg.data.train_set.size:
+      tfds_train.write_train_set(cfg.data, os.path.join(workdir, "train_set"))
 
   data = pipeline.build(cfg.data)
   rows = mesh_lib.process_rows(mesh, rules, cfg.train.batch_size)

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from data_gen import formats, grid, pipeline, tfds_train
+from data_gen import formats, grid, pipeline, show, tfds_train
 from data_gen.tasks import digits as dg
 from data_gen.tasks.addition import count_carries
 from data_gen.text import Number, Problem
@@ -120,7 +120,6 @@ def test_general_task_with_hints_fixes_the_main_task_only():
     ({"size": 50, "parts": "5@1:4"}, "inside data.train_lengths"),
     ({"size": 50, "parts": "60@1:2"}, "above data.train_set.size"),
     ({"size": 50, "parts": "x@1:2"}, "must be 'count@lo:hi'"),
-    ({"size": 10**6}, "hold only"),
 ])
 def test_bad_train_set_configs_raise_naming_the_field(change, message):
   cfg = lee(0)
@@ -128,6 +127,15 @@ def test_bad_train_set_configs_raise_naming_the_field(change, message):
   cfg.train_set.update(change)
   with pytest.raises(ValueError, match=message):
     pipeline.build(cfg)
+
+
+def test_a_size_above_the_distinct_training_problems_raises():
+  cfg = lee(88, train_lengths={"len_0": (1, 1), "len_1": (1, 1)})  # 87 one-digit pairs are not held out
+  cfg.train_set.update(parts="", balanced=False)
+  with pytest.raises(ValueError, match="hold only 87 distinct training problems"):
+    pipeline.build(cfg)
+  cfg.train_set.size = 87
+  assert pipeline.build(cfg).sources[0].fixed.batch == 87
 
 
 def test_balancing_needs_a_task_with_strata():
@@ -164,3 +172,10 @@ def test_written_set_reads_back_identically(tmp_path):
     tfds_train.write_train_set(other, str(tmp_path))
   with pytest.raises(ValueError, match=r"fields \['train_set'\] differ"):
     tfds_train.read_train_set(str(tmp_path), other)
+
+
+def test_show_prints_the_fixed_set(capsys):
+  show.main(["--format=plain", "--lengths=1:3", "--task_options={\"balanced_carries\": true}",
+             "--train_set_size=300", "--train_set_parts=100@1:1;27@1:2", "--train_set_balanced", "-n", "2"])
+  out = capsys.readouterr().out
+  assert out.startswith("fixed training set: 300 distinct problems, first in set order: ")
