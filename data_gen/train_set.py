@@ -114,12 +114,14 @@ def _in_box(lengths_CxK: np.ndarray, box: Sequence[tuple[int, int]]) -> np.ndarr
   return ((lengths_CxK >= lo_K) & (lengths_CxK <= hi_K)).all(axis=1)
 
 
-def _candidates(task, rng: np.random.Generator, box, earlier, n: int, holdout: float) -> Problem:
+def _candidates(task, rng: np.random.Generator, box, earlier, n: int, holdout: float) -> Problem | None:
   """Up to n problems with lengths uniform over the cells of `box` outside every `earlier`
-  box, the held-out ones dropped."""
+  box, the held-out ones dropped (None: no draw landed in such a cell)."""
   lengths_CxK = grid.sample_lengths(rng, box, n)
   for other in earlier:
     lengths_CxK = lengths_CxK[~_in_box(lengths_CxK, other)]
+  if not lengths_CxK.shape[0]:
+    return None
   problem = task.sample(rng, lengths_CxK)
   return problem.take(np.flatnonzero(~grid.held_out(problem, holdout))) if holdout else problem
 
@@ -157,6 +159,8 @@ def materialize(task, ranges: Sequence[tuple[int, int]], *, size: int, seed: int
         break
       budget -= draw
       candidates = _candidates(task, rng, boxes[index], boxes[:index], draw, holdout)
+      if candidates is None:
+        continue
       hash_C = grid.problem_hash(candidates)
       keep = _fresh(hash_C, taken)
       stratum_F = task.stratum(candidates.take(keep)) if balanced and keep.size else np.zeros(keep.size, np.int64)

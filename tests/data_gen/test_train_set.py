@@ -134,6 +134,10 @@ def test_a_size_above_the_distinct_training_problems_raises():
   cfg.train_set.update(parts="", balanced=False)
   with pytest.raises(ValueError, match="hold only 87 distinct training problems"):
     pipeline.build(cfg)
+  cfg.train_set.parts = "80@1:1"  # the rest has no cell left outside the part's box
+  with pytest.raises(ValueError, match="hold only 80 distinct training problems"):
+    pipeline.build(cfg)
+  cfg.train_set.parts = ""
   cfg.train_set.size = 87
   assert pipeline.build(cfg).sources[0].fixed.batch == 87
 
