@@ -172,9 +172,10 @@ def materialize(task, ranges: Sequence[tuple[int, int]], *, size: int, seed: int
       want -= keep.size
       rate = max(keep.size / draw, 1 / DRAW_MAX)
     if index == len(parts) and want:
-      raise ValueError(f"data.train_set.size = {size}: the training lengths {list(ranges)} hold only "
-                       f"{taken.size} distinct training problems{' within the strata quotas' if balanced else ''} "
-                       f"(holdout {holdout}) in the cells the parts leave; lower the size or widen data.train_lengths")
+      raise ValueError(f"data.train_set.size = {size}: drawing from the training lengths {list(ranges)} found "
+                       f"only {taken.size} distinct training problems{' within the strata quotas' if balanced else ''} "
+                       f"(holdout {holdout}; the last part from the cells the others leave, at most "
+                       f"{DRAW_BUDGET} candidates a problem); lower the size or widen data.train_lengths")
   return _join(pieces)
 
 

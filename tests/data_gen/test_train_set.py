@@ -132,10 +132,10 @@ def test_bad_train_set_configs_raise_naming_the_field(change, message):
 def test_a_size_above_the_distinct_training_problems_raises():
   cfg = lee(88, train_lengths={"len_0": (1, 1), "len_1": (1, 1)})  # 87 one-digit pairs are not held out
   cfg.train_set.update(parts="", balanced=False)
-  with pytest.raises(ValueError, match="hold only 87 distinct training problems"):
+  with pytest.raises(ValueError, match="found only 87 distinct training problems"):
     pipeline.build(cfg)
   cfg.train_set.parts = "80@1:1"  # the rest has no cell left outside the part's box
-  with pytest.raises(ValueError, match="hold only 80 distinct training problems"):
+  with pytest.raises(ValueError, match="found only 80 distinct training problems"):
     pipeline.build(cfg)
   cfg.train_set.parts = ""
   cfg.train_set.size = 87
