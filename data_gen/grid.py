@@ -34,6 +34,7 @@ from data_gen.text import Number, Problem
 
 TRAIN_DOMAIN = 0
 EVAL_DOMAIN = 1
+SET_DOMAIN = 2  # fixed training sets and their epoch shuffles (data_gen.train_set)
 MAX_ROUNDS = 32  # redraw rounds before a cell is declared (almost) empty
 
 
@@ -94,7 +95,7 @@ def held_out(problem: Problem, holdout: float) -> np.ndarray:
   return (problem_hash(problem) >> np.uint64(11)) < np.uint64(int(holdout * 2.0**53))
 
 
-def _concat(a: Problem, b: Problem) -> Problem:
+def concat(a: Problem, b: Problem) -> Problem:
   """The rows of `a` then those of `b` (same task; lists padded to the longer operand tuple)."""
   def numbers(x: Sequence[Number], y: Sequence[Number], count_B: np.ndarray | None) -> tuple[Number, ...]:
     k = max(len(x), len(y))
@@ -148,7 +149,7 @@ def sample_training(task, rng: np.random.Generator, ranges: Sequence[tuple[int, 
     candidates = task.sample(rng, sample_lengths(rng, ranges, draw))
     keep_N = np.flatnonzero(~held_out(candidates, holdout))[:need]
     kept = candidates.take(keep_N)
-    problem = kept if problem is None else _concat(problem, kept)
+    problem = kept if problem is None else concat(problem, kept)
     if problem.batch == n:
       return problem
   raise ValueError(f"lengths {list(ranges)} of task {problem.op!r}: almost every problem is held out "
@@ -184,7 +185,7 @@ def sample_held_out(task, rng: np.random.Generator, lengths_BxK: np.ndarray, *,
     source_B = np.arange(problem.batch)
     source_B[redo_R[found_R]] = problem.batch + (np.arange(redo_R.size) * tries
                                                  + good_RxN.argmax(axis=1))[found_R]
-    problem = _concat(problem, candidates).take(source_B)
+    problem = concat(problem, candidates).take(source_B)
     ok_B[redo_R[found_R]] = True
   raise ValueError(
       f"no held-out problem found for lengths {lengths_BxK[~ok_B][0].tolist()} of task "

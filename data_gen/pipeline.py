@@ -10,7 +10,10 @@ and the processes' rows concatenated are the single-process batch (up to trailin
 each process pads its rows to its own bucketed length unless `cfg.pad_to_max_len`).
 Randomness a position rule draws once per call (the Abacus offset) is drawn per shard and
 mixture source. Training rows never hold a problem of the evaluation part of the hash split
-(`data_gen.grid`), so evaluation cells are disjoint from training data.
+(`data_gen.grid`), so evaluation cells are disjoint from training data. With
+`data.train_set.size = N` the main task's rows instead cycle, epoch by epoch in a shuffled
+order, through one fixed set of N distinct training problems (`data_gen.train_set`), still a
+function of (seed, step, shard) alone.
 
 Batch contract (NumPy; docs/methods.md#the-data-pipeline):
   training: tokens int32 [B, T] (BOS, [task token,] prompt, answer, EOS, PAD...; T a multiple
@@ -27,7 +30,8 @@ from typing import Any, Callable, Sequence
 import ml_collections
 import numpy as np
 
-from data_gen import formats, grid, hints, positions, tasks, tokenizers
+from data_gen import formats, grid, hints, positions, tasks, tokenizers, train_set
+from data_gen.text import Problem
 from data_gen.tokenizers import TokenBatch
 
 LOSSES = ("answer", "all")
@@ -51,6 +55,7 @@ def default_data_config() -> ml_collections.ConfigDict:
   cfg.pad_to_max_len = False  # T = max_len always (identical shapes on every host)
   cfg.num_shards = 1  # random streams per global batch; process_count must divide it
   cfg.holdout = 0.125  # hash-split fraction reserved for evaluation (see data_gen.grid)
+  cfg.train_set = train_set.default_config()  # a fixed set of N distinct problems (size 0: off)
   return cfg
 
 
@@ -62,6 +67,7 @@ class Source:
   ranges: tuple[tuple[int, int], ...]  # (min, max) per length axis
   task_index: int | None  # task-prefix token index; None without hints
   holdout: float  # hash split applied to training rows (0 for hint tasks)
+  fixed: Problem | None = None  # the fixed training set (data.train_set), main task only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,8 +121,8 @@ def build(cfg: ml_collections.ConfigDict) -> Pipeline:
     raise ValueError(f"data.holdout = {cfg.holdout} must be in [0, 1)")
   main = tasks.build(cfg.task, **cfg.task_options)
   mixture = hints.parse_mixture(cfg.hints)
-  sources = [Source(main, _ranges(cfg.train_lengths, main.length_axes, "data.train_lengths"),
-                    0 if mixture else None, float(cfg.holdout))]
+  ranges = _ranges(cfg.train_lengths, main.length_axes, "data.train_lengths")
+  sources = [Source(main, ranges, 0 if mixture else None, float(cfg.holdout), _fixed_set(cfg, main, ranges))]
   for i, (name, _) in enumerate(mixture, start=1):
     hint = tasks.build(name)
     sources.append(Source(hint, hints.hint_ranges(hint.length_axes, main.length_axes,
@@ -144,6 +150,23 @@ def build(cfg: ml_collections.ConfigDict) -> Pipeline:
       pad_to_max_len=bool(cfg.pad_to_max_len),
       num_shards=int(cfg.num_shards),
   )
+
+
+def _fixed_set(cfg: ml_collections.ConfigDict, task, ranges: tuple[tuple[int, int], ...]) -> Problem | None:
+  """The main task's fixed training set of data.train_set (None when its size is 0)."""
+  spec = cfg.train_set
+  if int(spec.size) < 0:
+    raise ValueError(f"data.train_set.size = {spec.size} must be >= 0 (0: fresh problems every step)")
+  if not spec.size:
+    if spec.parts or spec.balanced:
+      raise ValueError("data.train_set.parts and .balanced need data.train_set.size > 0")
+    return None
+  if spec.balanced and not hasattr(task, "stratum"):
+    raise ValueError(f"data.train_set.balanced: task {cfg.task!r} defines no strata to balance; "
+                     "set data.train_set.balanced=False")
+  return train_set.materialize(task, ranges, size=int(spec.size), seed=int(spec.seed), holdout=float(cfg.holdout),
+                               parts=train_set.parse_parts(spec.parts, task.length_axes, ranges, int(spec.size)),
+                               balanced=bool(spec.balanced))
 
 
 def validate_data_config(cfg: ml_collections.ConfigDict) -> Pipeline:
@@ -220,14 +243,23 @@ def _stack_rows(parts: Sequence[dict[str, np.ndarray]], t: int) -> dict[str, np.
   return out
 
 
+def _problems(pipe: Pipeline, source: Source, rng: np.random.Generator, seed: int, step: int, shard: int,
+              n: int) -> Problem:
+  """The n problems of one source in one shard: the next rows of the fixed set's epochs (its
+  rows are counted step by step, shard by shard), else fresh training problems."""
+  if source.fixed is None:
+    return grid.sample_training(source.task, rng, source.ranges, n, holdout=source.holdout)
+  start = (step * pipe.num_shards + shard) * n
+  return source.fixed.take(train_set.epoch_rows(source.fixed.batch, seed, start, n))
+
+
 def _shard(pipe: Pipeline, seed: int, step: int, shard: int, rows: int) -> list[dict[str, np.ndarray]]:
   """The training arrays of one shard, one unpadded dict per mixture source."""
   rng = grid.derive_rng(seed, grid.TRAIN_DOMAIN, step, shard)
   parts = []
   for source, n in zip(pipe.sources, hints.split_rows(pipe.fractions, rows)):
     if n:
-      problem = grid.sample_training(source.task, rng, source.ranges, n, holdout=source.holdout)
-      tb, ids = encode(pipe, source, problem, rng, train=True)
+      tb, ids = encode(pipe, source, _problems(pipe, source, rng, seed, step, shard, n), rng, train=True)
       parts.append(train_arrays(pipe, source, tb, ids))
   return parts
 

@@ -3,6 +3,8 @@
   python -m data_gen.show --task=addition --format=reverse_answer+dollar --tokenizer=chunk3_r2l -n 5
   python -m data_gen.show --task=sorting --format=plain --positions=abacus --lengths=count=2:6,digits=1:3
   python -m data_gen.show --hints=successor_hint:0.5 --task=sorting --lengths=2:5
+  python -m data_gen.show --format=plain --lengths=1:3 --task_options='{"balanced_carries": true}' \
+      --train_set_size=1000 --train_set_parts='100@1:1;90@1:2' --train_set_balanced
 
 Every flag is a field of `pipeline.default_data_config()`; `--lengths` sets the training
 ranges: "1:8" for every length axis of the task, or "axis=min:max,axis=min:max".
@@ -10,6 +12,8 @@ ranges: "1:8" for every length axis of the task, or "axis=min:max,axis=min:max".
 option is a word (e.g. max_pos=64, max_offset=20,offset_per=example).
 Without --format, a task is shown in the default data format when that applies to it (the
 arithmetic tasks), else in the plain one.
+`--train_set_*` set `data.train_set` (a fixed set of N distinct problems, data_gen.train_set):
+the batch then comes from the set, and the set's size and first problems are printed first.
 """
 
 import argparse
@@ -94,6 +98,8 @@ def config_from_args(args: argparse.Namespace):
   cfg.train_lengths = parse_lengths(args.lengths, task.length_axes)
   cfg.format = args.format or default_format(task, cfg.train_lengths)
   cfg.max_len = args.max_len
+  cfg.train_set.update(size=args.train_set_size, seed=args.train_set_seed, parts=args.train_set_parts,
+                       balanced=args.train_set_balanced)
   return cfg
 
 
@@ -144,16 +150,26 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--hints", default="", help="e.g. successor_hint:0.5")
   parser.add_argument("--lengths", default="1:8", help="'1:8' or 'axis=min:max,...'")
   parser.add_argument("--max_len", type=int, default=1024)
+  parser.add_argument("--train_set_size", type=int, default=0, help="N distinct problems (0: fresh)")
+  parser.add_argument("--train_set_seed", type=int, default=0)
+  parser.add_argument("--train_set_parts", default="", help="e.g. '100@1:1;90@1:2'")
+  parser.add_argument("--train_set_balanced", action="store_true", help="balance the task's strata")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--step", type=int, default=0)
   parser.add_argument("-n", type=int, default=5, help="examples to print")
   args = parser.parse_args(argv)
   try:
     cfg = config_from_args(args)
-    batch = pipeline.sample_batch(cfg, seed=args.seed, step=args.step, batch_size=max(args.n, 1))
+    pipe = pipeline.build(cfg)
+    batch = pipeline.sample_built(pipe, seed=args.seed, step=args.step, process_index=0, process_count=1,
+                                  batch_size=max(args.n, 1))
   except ValueError as e:
     sys.exit(f"error: {e}")
-  print(render(batch, pipeline.build(cfg).tokenizer, args.n))
+  fixed = pipe.sources[0].fixed
+  if fixed is not None:
+    first = formats.render(fixed.take(np.arange(min(args.n, fixed.batch))), "plain").strings()
+    print(f"fixed training set: {fixed.batch} distinct problems, first in set order: {', '.join(first)}")
+  print(render(batch, pipe.tokenizer, args.n))
 
 
 if __name__ == "__main__":

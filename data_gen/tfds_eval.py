@@ -92,10 +92,8 @@ def _pad_rows(rows: Sequence[Mapping[str, np.ndarray]], levels: int) -> dict[str
   }
 
 
-class ArithlabEval(tfds.core.GeneratorBasedBuilder):
-  """A frozen grid of evaluation cells; built from precomputed eval batches."""
-
-  VERSION = tfds.core.Version(VERSION)
+class FrozenBuilder(tfds.core.GeneratorBasedBuilder):
+  """A builder of precomputed arrays (the frozen eval grid, a fixed training set)."""
 
   @tfds.core.utils.classproperty
   @classmethod
@@ -103,6 +101,12 @@ class ArithlabEval(tfds.core.GeneratorBasedBuilder):
     """No source folder: the set downloads nothing, so TFDS needs no checksums file next to
     this module (and its `code_path` would import `importlib_resources`, absent here)."""
     return None
+
+
+class ArithlabEval(FrozenBuilder):
+  """A frozen grid of evaluation cells; built from precomputed eval batches."""
+
+  VERSION = tfds.core.Version(VERSION)
 
   def __init__(self, *, batches: Mapping[str, Mapping[str, np.ndarray]], metadata: dict,
                data_dir: str):

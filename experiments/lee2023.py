@@ -15,29 +15,32 @@ Formats (the sweep's `format` labels): plain `128+367=495`, reverse `$128+367=59
 the delimiter controls plain$ `$128+367=495$` and reverse_no$ `128+367=594` (the `$` is its
 own axis in the paper's finding), scratchpad_simple and scratchpad_detailed (data_gen).
 
-Samples. data_gen has no fixed-size training set option, but its hash split gives one:
-training rows never hold a held-out problem, so data.holdout = 1 - N / 10^6 leaves about N of
-the 10^6 problems with 1-3 digit operands for training, drawn with replacement. The size is N
-in expectation, not exactly; each drawn row costs 1/(1 - holdout) candidates (N = 1k: about
-0.1 s for a batch of 64).
+Samples. Each N is a fixed training set of exactly N distinct problems (`data.train_set`,
+see data_gen.train_set), drawn once per seed and then trained on in shuffled epochs, composed
+as Lee's: every one-digit pair, 900N/10^4 pairs whose longer operand has two digits, the rest
+with a three-digit longer operand, the number of carries (0-3) balanced by rejection to N/4
+each. The set is drawn only from the training part of the hash split (data.holdout, the
+default 1/8), so no training problem is ever an evaluation problem.
 
-Deviations: Lee's sets hold all 100 one-digit pairs and 900N/10^4 two-digit ones; here
-lengths are uniform per operand and every cell keeps the same hash fraction (so few one-digit
-pairs at small N). The test is the 1..3 x 1..3 length grid of held-out problems (headline:
-exact match over those cells), not one set of 10,000 pairs.
+Deviations: the one-digit part holds the 87 one-digit pairs outside the held-out part, not all
+100 (the other 13 are the evaluation cell (1, 1)); the three-digit part makes up the
+difference. Within a part, lengths are uniform over its cells (e.g. (1, 3), (2, 3), (3, 3),
+...) where Lee draws operands uniformly below 10^3 (so most of Lee's are 3 + 3 digits), and
+each row's carries come from the balanced sampler before the rejection. Lee's sets may repeat
+a problem; these never do. The test is the 1..3 x 1..3 length grid of held-out problems
+(headline: exact match over those cells), not one set of 10,000 pairs.
 """
 
 import ml_collections
 
 from arithlab import config, models, report, sweep
 
-PROBLEMS = 10**6  # pairs of operands with 1-3 digits: the space the holdout fraction cuts
 FORMATS = {"plain": "plain", "reverse": "reverse_answer+dollar", "plain$": "dollar",
            "reverse_no$": "reverse_answer", "scratchpad_simple": "scratchpad_simple",
            "scratchpad_detailed": "scratchpad_detailed"}
 CONTROLS = ("plain$", "reverse_no$")
 SAMPLES = {"full": (500, 1000, 2000, 3000, 4000, 5000, 10000, 20000, 40000), "small": (1000, 3000, 10000),
-           "micro": (10000,)}
+           "micro": (1000,)}
 SEEDS = {"full": (0, 1, 2), "small": (0,), "micro": (0,)}
 SCRATCHPAD_BUDGET = {"full": {"train.batch_size": 16, "train.steps": 20000},
                      "small": {"train.batch_size": 16, "train.steps": 4000}, "micro": {}}
@@ -83,9 +86,21 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return cfg
 
 
+def composition(n: int) -> str:
+  """Lee's parts of a set of n (data.train_set.parts): every one-digit pair, 900n/10^4 pairs
+  whose longer operand has two digits; the rest (three digits) is implicit."""
+  return f"100@1:1;{900 * n // 10**4}@1:2"
+
+
 def samples_axis(values) -> list[sweep.Point]:
-  """N training samples as data.holdout = 1 - N / 10^6 (see the module docstring)."""
-  return sweep.axis("samples", {n: {"data.holdout": 1 - n / PROBLEMS} for n in values})
+  """N training samples: a fixed, carry-balanced set of exactly N distinct problems."""
+  return sweep.axis("samples", {n: {"data.train_set.size": n, "data.train_set.parts": composition(n),
+                                    "data.train_set.balanced": True} for n in values})
+
+
+def seeds_axis(values) -> list[sweep.Point]:
+  """The run seed, which also draws the training set (each seed trains on its own set)."""
+  return sweep.axis("seed", {s: {"seed": s, "data.train_set.seed": s} for s in values})
 
 
 def get_sweep(arg: str | None = None) -> list[sweep.Point]:
@@ -96,7 +111,7 @@ def get_sweep(arg: str | None = None) -> list[sweep.Point]:
              for label, fmt in FORMATS.items()}
   if size == "micro":
     formats = {"reverse": formats["reverse"]}
-  seeds = sweep.field_axis("seed", "seed", SEEDS[size])
+  seeds = seeds_axis(SEEDS[size])
   if size != "small":
     return sweep.product(sweep.axis("format", formats), samples_axis(SAMPLES[size]), seeds)
   main = {k: v for k, v in formats.items() if k not in CONTROLS}

@@ -8,7 +8,8 @@ metrics of the steps since the last metrics row, so metrics.jsonl matches too. P
 the run record (see `arithlab.train.rundir`):
 
   workdir/lock.json, config.json, env.json, run.json, metrics.jsonl, checkpoints/<step>/,
-  eval/grid_<step>.{npz,json,png}
+  eval/grid_<step>.{npz,json,png},
+  train_set/ (the fixed training set as TFDS, when data.train_set.size is set)
 
 Everything is checked before the first write: the config, the data, the model against the
 eval grid, the directory (a new run, or the same run: `rundir.check_resume`) and the lock; the
@@ -45,7 +46,7 @@ from arithlab.train import optim
 from arithlab.train import rundir
 from arithlab.train import step as step_lib
 from data_gen import grid as grid_lib
-from data_gen import pipeline, tfds_eval
+from data_gen import pipeline, tfds_eval, tfds_train
 
 Grid = dict[tuple[int, ...], dict[str, np.ndarray]]
 
@@ -139,12 +140,15 @@ def _restore_latest(checkpointer: checkpoint_lib.Checkpointer, state: dict) -> t
 def _write_record(workdir: str, cfg: ml_collections.ConfigDict, resuming: bool, start: int,
                   changes: Mapping[str, list[Any]], corrupt: list[dict[str, Any]]) -> None:
   """After every check: config.json (new, or rewritten with the RESUMABLE changes), env.json (a
-  new run), the attempt in run.json, and metrics.jsonl trimmed to the resumed step."""
+  new run), the fixed training set (data.train_set.size set), the attempt in run.json, and
+  metrics.jsonl trimmed to the resumed step."""
   rundir.write_json_atomic(os.path.join(workdir, rundir.CONFIG), rundir.as_json(cfg))
   env = metrics_lib.environment()
   if not resuming or not os.path.exists(os.path.join(workdir, rundir.ENV)):
     rundir.write_json_atomic(os.path.join(workdir, rundir.ENV), env)
   rundir.trim_metrics(workdir, start)
+  if cfg.data.train_set.size:  # a resume finds the same set there and keeps it
+    tfds_train.write_train_set(cfg.data, os.path.join(workdir, rundir.TRAIN_SET))
   rundir.record_attempt(workdir, {
       "start": rundir.now(), "host": socket.gethostname(), "pid": os.getpid(), "command": " ".join(sys.argv),
       "git_commit": env["git_commit"], "device_count": env["device_count"], "resume_from": start,

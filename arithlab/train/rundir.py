@@ -31,10 +31,10 @@ import ml_collections
 from arithlab import config as config_lib
 
 LOCK, CONFIG, ENV, RUN, METRICS = "lock.json", "config.json", "env.json", "run.json", "metrics.jsonl"
-CHECKPOINTS, CORRUPT = "checkpoints", "corrupt_checkpoints"
+CHECKPOINTS, CORRUPT, TRAIN_SET = "checkpoints", "corrupt_checkpoints", "train_set"
 # Everything a run directory may hold before its config.json is written (a sweep writes
 # point.json, attempts.jsonl and log.txt into a point's directory before training it).
-RECORD_NAMES = frozenset({LOCK, CONFIG, ENV, RUN, METRICS, METRICS + ".tmp", CHECKPOINTS, CORRUPT, "eval",
+RECORD_NAMES = frozenset({LOCK, CONFIG, ENV, RUN, METRICS, METRICS + ".tmp", CHECKPOINTS, CORRUPT, TRAIN_SET, "eval",
                           "point.json", "attempts.jsonl", "log.txt", "done.json"})
 # Config fields a resume may change (a dotted name or a whole section): what and how often to
 # log, evaluate and checkpoint, how long to train (the learning-rate schedule then follows the

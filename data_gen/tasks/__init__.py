@@ -7,6 +7,10 @@ A task is a small class registered in `TASKS` and built from config values with
   sample(rng, lengths_BxK) -> Problem   one problem per row of lengths_BxK (int [B, K],
                                  K = len(length_axes)), honouring every length exactly.
 
+A task may also define strata for a balanced fixed training set (`data_gen.train_set`):
+  n_strata(ranges) -> int        strata of problems with lengths in the (min, max) ranges;
+  stratum(problem) -> int [B]    each problem's stratum (addition: its number of carries).
+
 Answers are computed on digit arrays for the whole batch at once (`digits.py`).
 
 Conventions: numbers have no leading zeros; a one-digit number is uniform in 0..9 (0 is a

@@ -101,3 +101,13 @@ class Addition:
     else:
       operands = dg.split_items(dg.random_digits(rng, lengths_BxK), lengths_BxK)
     return Problem(operands, (dg.add(operands),), "+")
+
+  def n_strata(self, ranges) -> int:
+    """Strata of a balanced fixed training set (data_gen.train_set): 0..longest carries."""
+    if self.n_operands != 2:
+      raise ValueError(f"balancing a training set by carries needs n_operands=2; got n_operands={self.n_operands}")
+    return max(hi for _, hi in ranges) + 1
+
+  def stratum(self, problem: Problem) -> np.ndarray:
+    """int [B]: each problem's number of carries (see `count_carries`)."""
+    return count_carries(*problem.operands[:2])

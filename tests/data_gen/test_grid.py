@@ -101,7 +101,7 @@ def test_joining_batches_of_different_list_lengths():
   task = tasks.build("counting_successor")
   short = task.sample(np.random.default_rng(0), np.array([[2, 3], [1, 3]]))
   long = task.sample(np.random.default_rng(1), np.array([[5, 2]]))
-  joined = grid._concat(short, long)
+  joined = grid.concat(short, long)
   assert joined.batch == 3 and len(joined.answers) == 5
   np.testing.assert_array_equal(joined.answer_count_B, [2, 1, 5])
   for row, part, index in [(0, short, 0), (1, short, 1), (2, long, 0)]:
