@@ -6,6 +6,7 @@ the seed, s and the process's slice), so a run resumed from a checkpoint at step
 exactly the batches an uninterrupted run sees from k on. Process 0 writes the run record:
 
   workdir/config.json, env.json, metrics.jsonl, checkpoints/<step>/, eval/grid_<step>.{npz,json,png}
+  (and tensorboard/, wandb/ when cfg.logging asks for them: arithlab.train.writers)
 
 `evaluate_checkpoint` scores a finished (or interrupted) run's checkpoint again, e.g. with an
 evaluation-time RoPE scaling, into workdir/eval/<label>/ without touching what training wrote.
@@ -32,6 +33,7 @@ from arithlab.train import mesh as mesh_lib
 from arithlab.train import metrics as metrics_lib
 from arithlab.train import optim
 from arithlab.train import step as step_lib
+from arithlab.train import writers
 from data_gen import grid as grid_lib
 from data_gen import pipeline, tfds_eval
 
@@ -162,8 +164,9 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
   first = batch_at(start)
   batch_shardings = {k: mesh_lib.batch_sharding(mesh, rules, v.ndim) for k, v in first.items()}
   train_step = step_lib.make_train_step(model_def, cfg.train, tx, shardings, batch_shardings, mesh)
-  evaluate = make_run_eval(cfg, mesh, model_def, grid, os.path.join(workdir, "eval"))
-  metrics_writer = metrics_lib.MetricsWriter(workdir) if writer else None
+  eval_dir = os.path.join(workdir, "eval")
+  evaluate = make_run_eval(cfg, mesh, model_def, grid, eval_dir)
+  metrics_writer = metrics_lib.MetricsWriter(workdir, writers.make_sinks(cfg, workdir, start)) if writer else None
   progress = metrics_lib.Progress(cfg.train.steps, start) if writer else None
 
   def run_eval(step: int) -> dict[str, float]:
@@ -171,6 +174,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
     summary = result.summary()
     if writer:
       metrics_writer.write(step, summary)
+      metrics_writer.write_image(step, "eval/heatmap", evaluate_lib.grid_prefix(eval_dir, step) + ".png")
       progress.message(evaluate_lib.format_grid(result))
     return summary
 
@@ -201,6 +205,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
   checkpointer.close()
   if writer:
     progress.close()
+    metrics_writer.close()
   return {"step": end, **last_train, **last_eval}
 
 
