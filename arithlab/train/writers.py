@@ -102,7 +102,7 @@ def _bytes_field(number: int, data: bytes) -> bytes:
   return _varint(number << 3 | 2) + _varint(len(data)) + data
 
 
-FILE_VERSION, SUMMARY, SESSION_LOG = 3, 5, 6  # the Event fields written here
+FILE_VERSION, SUMMARY, SESSION_LOG = 3, 5, 7  # the Event fields written here
 
 
 def event(step: int, wall_time: float, field: int, data: bytes) -> bytes:
@@ -133,18 +133,18 @@ SESSION_START = _int_field(1, 1)  # SessionLog{status: START}
 class TensorBoard:
   """A new event file in `logdir` per start of the run, flushed after every event.
 
-  It opens with a SessionLog START at the step the run starts (or resumes) from, which tells
-  TensorBoard to drop what earlier files logged at that step or later: the steps a killed run
-  logged past its last checkpoint are logged again by the resume, and shown once.
+  It opens with a SessionLog START at the step after the one the run starts (or resumes) from,
+  which tells TensorBoard to drop what earlier files logged at that step or later: the steps a
+  killed run logged past its last checkpoint are logged again by the resume, and shown once.
   """
 
   def __init__(self, logdir: str, start_step: int):
     os.makedirs(logdir, exist_ok=True)
-    name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}"
+    name = f"events.out.tfevents.{time.time():017.6f}.{socket.gethostname()}.{os.getpid()}"  # in start order
     self.path = os.path.join(logdir, name)
     self.file = open(self.path, "ab")
     self._write(event(0, time.time(), FILE_VERSION, b"brain.Event:2"))
-    self._write(event(start_step, time.time(), SESSION_LOG, SESSION_START))
+    self._write(event(start_step + 1, time.time(), SESSION_LOG, SESSION_START))
 
   def _write(self, encoded: bytes) -> None:
     self.file.write(tfrecord(encoded))
