@@ -218,6 +218,17 @@ def _markdown(rows: Sequence[Sequence[str]]) -> str:
   return "\n".join(lines)
 
 
+def _save_percent_plot(fig: Figure, ax, path: str, xlabel: str, ylabel: str, title: str) -> None:
+  """Labels a plot of percentages (y from 0 to 100), adds the legend and writes it to `path`."""
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_ylim(-2, 102)
+  ax.set_title(title, fontsize=9)
+  ax.legend(fontsize=7, loc="best")
+  fig.tight_layout()
+  fig.savefig(path)
+
+
 def plot_lengths(results: Sequence[PointResult], spec: Spec, references: Sequence[Reference], path: str) -> bool:
   """Exact match (%) vs length, one line per group (mean over finished seeds), the longest
   training length dashed. Returns False (no file) when no point is finished."""
@@ -244,14 +255,9 @@ def plot_lengths(results: Sequence[PointResult], spec: Spec, references: Sequenc
     ax.plot([longest + 1], [100 * r.value], ">", color=color, markersize=8)
     ax.annotate(f"paper: {100 * r.value:.0f}% at {r.length}", (longest + 1, 100 * r.value), xytext=(-8, -10 - 9 * k),
                 textcoords="offset points", ha="right", fontsize=7, color=color)
-  ax.set_xlabel(f"length ({spec.length_axis})")
-  ax.set_ylabel("exact match (%)")
-  ax.set_ylim(-2, 102)
   papers = "; x: paper; >: paper, longer" if references else ""
-  ax.set_title(f"exact match vs length (dashed: longest training length{papers})", fontsize=9)
-  ax.legend(fontsize=7, loc="best")
-  fig.tight_layout()
-  fig.savefig(path)
+  _save_percent_plot(fig, ax, path, f"length ({spec.length_axis})", "exact match (%)",
+                     f"exact match vs length (dashed: longest training length{papers})")
   return True
 
 
@@ -274,13 +280,8 @@ def plot_x_axis(results: Sequence[PointResult], spec: Spec, references: Sequence
       if ref.x is not None:
         ax.plot([ref.x], [100 * ref.value], "x", color=line.get_color(), markersize=9)
   ax.set_xscale("log")
-  ax.set_xlabel(spec.x_axis)
-  ax.set_ylabel(f"{METRIC_NAMES.get(spec.metric, spec.metric)} (%)")
-  ax.set_ylim(-2, 102)
-  ax.set_title(f"{spec.metric} vs {spec.x_axis} (median over seeds; x: paper)", fontsize=9)
-  ax.legend(fontsize=7, loc="best")
-  fig.tight_layout()
-  fig.savefig(path)
+  _save_percent_plot(fig, ax, path, spec.x_axis, f"{METRIC_NAMES.get(spec.metric, spec.metric)} (%)",
+                     f"{spec.metric} vs {spec.x_axis} (median over seeds; x: paper)")
   return True
 
 
@@ -450,13 +451,8 @@ def plot_steps(runs: Sequence[RunResult], spec: Spec, path: str) -> bool:
       drawn = True
   if not drawn:
     return False
-  ax.set_xlabel("step")
-  ax.set_ylabel(f"{METRIC_NAMES.get(spec.metric, spec.metric)} (%)")
-  ax.set_ylim(-2, 102)
-  ax.set_title(f"{spec.metric} at each evaluation", fontsize=9)
-  ax.legend(fontsize=7, loc="best")
-  fig.tight_layout()
-  fig.savefig(path)
+  _save_percent_plot(fig, ax, path, "step", f"{METRIC_NAMES.get(spec.metric, spec.metric)} (%)",
+                     f"{spec.metric} at each evaluation")
   return True
 
 
