@@ -1,5 +1,5 @@
 """The run config: one ml_collections ConfigDict with sections model, data, train, eval, mesh,
-checkpoint, and its start-up validation.
+checkpoint, logging (TensorBoard / W&B copies of the record), and its start-up validation.
 
 Experiments (experiments/*.py) start from `default_config()` and change fields; `validate`
 runs once before anything is built and raises a ValueError naming the field and what to
@@ -18,6 +18,7 @@ from flax import nnx
 
 from arithlab import models
 from arithlab.models.sharding import logical_to_spec
+from arithlab.train import writers
 from arithlab.train.evaluate import SUMMARY_KEYS
 from arithlab.train.mesh import AXES, data_parallel_size, mesh_shape
 from data_gen import grid, pipeline
@@ -83,6 +84,7 @@ def default_config() -> ml_collections.ConfigDict:
   cfg.eval.lengths = {axis: (1, hi + 4) for axis, (_, hi) in cfg.data.train_lengths.items()}
   cfg.mesh = mesh_config()
   cfg.checkpoint = checkpoint_config()
+  cfg.logging = writers.default_config()
   return cfg
 
 
@@ -200,6 +202,7 @@ def validate(cfg: ml_collections.ConfigDict, *, device_count: int, process_count
   against the tokenizer, the eval grid's axes against the task, and the schedule.
   """
   models.validate(cfg.model)
+  writers.validate(cfg.logging)
   if cfg.eval.rope_scaling:
     try:
       models.with_rope_scaling(cfg.model, cfg.eval.rope_scaling)

@@ -12,17 +12,32 @@ Plots: exact match vs length per group (report_length.png; a cell's length is th
 its lengths, or one task axis: `Spec.length_axis`), and when `Spec.x_axis` names a numeric
 sweep axis, the metric vs that axis per group of the other axes (report_<x_axis>.png). Paper
 numbers are drawn as crosses of the group's colour.
+
+Any set of run directories (the --workdir of arithlab.main, or sweep points, from any sweeps)
+can be compared too:
+
+  python -m arithlab.report --runs=runs/a,runs/b[,'runs/sweep/points/*'] [--metric=eval/exact_ood]
+      [--length_axis=max] [--out=DIR]
+
+prints each run's config fields that differ between the runs, its final metrics (the last
+train row and the last evaluation) and exact match per length of its last eval grid, and with
+--out writes the same as DIR/compare.md with two plots: exact match vs length
+(compare_length.png) and the metric vs step (compare_steps.png).
 """
 
 import csv
 import dataclasses
+import glob
 import json
 import os
 import statistics
 from typing import Any, Mapping, Sequence
 
+from absl import app, flags
 from matplotlib.figure import Figure
 
+from arithlab import config as config_lib
+from arithlab.train import evaluate as evaluate_lib
 from arithlab.train import metrics as metrics_lib
 from arithlab.train.evaluate import SUMMARY_KEYS
 
@@ -141,7 +156,7 @@ def collect(name: str, axes: Mapping[str, Any], workdir: str, final_step: int, s
   final, by_length, train_max = {}, {}, None
   if done:
     final = {k: v for r in rows if r["step"] == final_step for k, v in r.items() if k in SUMMARY_KEYS}
-    with open(os.path.join(workdir, "eval", f"grid_{final_step:07d}.json")) as f:
+    with open(evaluate_lib.grid_prefix(os.path.join(workdir, "eval"), final_step) + ".json") as f:
       by_length, train_max = exact_by_length(json.load(f), spec.length_axis)
   status = "done" if done else (f"partial (step {rows[-1]['step']})" if rows else "not started")
   return PointResult(name=name, axes=dict(axes), workdir=workdir, status=status, final=final,
@@ -172,6 +187,10 @@ def _pct(values: Sequence[float], how) -> str:
   return f"{100 * how(values):.1f}" if values else "–"
 
 
+def _short_commit(commit: str) -> str:
+  return commit[:12] + ("+dirty" if "dirty" in commit else "")
+
+
 def _label(key: Sequence[tuple[str, Any]]) -> str:
   return ", ".join(f"{k}={v}" for k, v in key) or "all"
 
@@ -200,6 +219,17 @@ def _markdown(rows: Sequence[Sequence[str]]) -> str:
   return "\n".join(lines)
 
 
+def _save_percent_plot(fig: Figure, ax, path: str, xlabel: str, ylabel: str, title: str) -> None:
+  """Labels a plot of percentages (y from 0 to 100), adds the legend and writes it to `path`."""
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_ylim(-2, 102)
+  ax.set_title(title, fontsize=9)
+  ax.legend(fontsize=7, loc="best")
+  fig.tight_layout()
+  fig.savefig(path)
+
+
 def plot_lengths(results: Sequence[PointResult], spec: Spec, references: Sequence[Reference], path: str) -> bool:
   """Exact match (%) vs length, one line per group (mean over finished seeds), the longest
   training length dashed. Returns False (no file) when no point is finished."""
@@ -213,7 +243,7 @@ def plot_lengths(results: Sequence[PointResult], spec: Spec, references: Sequenc
       continue
     lengths = sorted(done[0].by_length)
     mean = [100 * statistics.mean(m.by_length.get(n, 0.0) for m in done) for n in lengths]
-    line, = ax.plot(lengths, mean, marker=".", label=f"{_label(key)} ({len(done)} seed{'s' if len(done) > 1 else ''})")
+    line, = ax.plot(lengths, mean, marker=".", label=_label(key) + (f" ({len(done)} seeds)" if len(done) > 1 else ""))
     for r in matching(references, key):
       if r.length is not None and r.length <= longest:
         ax.plot([r.length], [100 * r.value], "x", color=line.get_color(), markersize=9)
@@ -226,13 +256,9 @@ def plot_lengths(results: Sequence[PointResult], spec: Spec, references: Sequenc
     ax.plot([longest + 1], [100 * r.value], ">", color=color, markersize=8)
     ax.annotate(f"paper: {100 * r.value:.0f}% at {r.length}", (longest + 1, 100 * r.value), xytext=(-8, -10 - 9 * k),
                 textcoords="offset points", ha="right", fontsize=7, color=color)
-  ax.set_xlabel(f"length ({spec.length_axis})")
-  ax.set_ylabel("exact match (%)")
-  ax.set_ylim(-2, 102)
-  ax.set_title("exact match vs length (dashed: longest training length; x: paper; >: paper, longer)", fontsize=9)
-  ax.legend(fontsize=7, loc="best")
-  fig.tight_layout()
-  fig.savefig(path)
+  papers = "; x: paper; >: paper, longer" if references else ""
+  _save_percent_plot(fig, ax, path, f"length ({spec.length_axis})", "exact match (%)",
+                     f"exact match vs length (dashed: longest training length{papers})")
   return True
 
 
@@ -255,13 +281,8 @@ def plot_x_axis(results: Sequence[PointResult], spec: Spec, references: Sequence
       if ref.x is not None:
         ax.plot([ref.x], [100 * ref.value], "x", color=line.get_color(), markersize=9)
   ax.set_xscale("log")
-  ax.set_xlabel(spec.x_axis)
-  ax.set_ylabel(f"{METRIC_NAMES.get(spec.metric, spec.metric)} (%)")
-  ax.set_ylim(-2, 102)
-  ax.set_title(f"{spec.metric} vs {spec.x_axis} (median over seeds; x: paper)", fontsize=9)
-  ax.legend(fontsize=7, loc="best")
-  fig.tight_layout()
-  fig.savefig(path)
+  _save_percent_plot(fig, ax, path, spec.x_axis, f"{METRIC_NAMES.get(spec.metric, spec.metric)} (%)",
+                     f"{spec.metric} vs {spec.x_axis} (median over seeds; x: paper)")
   return True
 
 
@@ -310,9 +331,191 @@ def write(workdir: str, planned: Sequence[Any], spec: Spec, references: Sequence
             _markdown([["point", "status", f"final {spec.metric}", "best (step)", "train s", "commit", "directory"]] + [
                 [r.name, r.status, _pct([r.final[spec.metric]], max) if spec.metric in r.final else "–",
                  "–" if r.best is None else f"{100 * r.best:.1f} ({r.best_step})",
-                 "–" if r.wall_s is None else f"{r.wall_s:.0f}", r.commit[:12] + ("+dirty" if "dirty" in r.commit else ""),
+                 "–" if r.wall_s is None else f"{r.wall_s:.0f}", _short_commit(r.commit),
                  os.path.relpath(r.workdir, workdir)] for r in results]), ""]
   path = os.path.join(workdir, "report.md")
   with open(path, "w") as f:
     f.write("\n".join(parts))
   return path
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+  """One run directory in a comparison: its numbers read like a sweep point's (`point`, with
+  axes {"run": its name}; final and by_length from its last evaluation), its config as dotted
+  leaves, and its last train metrics row (without "step")."""
+
+  point: PointResult
+  config: Mapping[str, Any]
+  last_train: Mapping[str, float]
+
+
+def check_run_dir(workdir: str) -> None:
+  """Raises ValueError saying why `workdir` is not a run directory (one that arithlab.main
+  trained: it holds config.json and metrics.jsonl)."""
+  if not os.path.isdir(workdir):
+    raise ValueError(f"run directory {workdir!r} does not exist")
+  if os.path.isdir(os.path.join(workdir, "points")):
+    raise ValueError(f"{workdir!r} is a sweep directory, not a run: compare its points with "
+                     f"--runs='{os.path.join(workdir, 'points', '*')}' (or read its report.md)")
+  missing = [f for f in ("config.json", "metrics.jsonl") if not os.path.isfile(os.path.join(workdir, f))]
+  if missing:
+    raise ValueError(f"{workdir!r} is not a run directory: it has no {' and no '.join(missing)} (a run directory "
+                     "is the --workdir of `python -m arithlab.main` once it has logged a step)")
+
+
+def collect_run(workdir: str, name: str, spec: Spec) -> RunResult:
+  """Reads a run directory (see RunResult): status "done" when its last evaluation is at
+  train.steps, else "partial (step k)".
+
+  Raises:
+    ValueError: when workdir is not a run directory (`check_run_dir`).
+  """
+  check_run_dir(workdir)
+  with open(os.path.join(workdir, "config.json")) as f:
+    config = config_lib.leaves(json.load(f))
+  rows = metrics_lib.read_metrics(workdir)
+  evals = [r for r in rows if any(k in r for k in SUMMARY_KEYS)]
+  trains = [r for r in rows if "loss" in r]
+  commit = ""
+  if os.path.exists(os.path.join(workdir, "env.json")):
+    with open(os.path.join(workdir, "env.json")) as f:
+      commit = json.load(f).get("git_commit", "")
+  final, by_length, train_max, eval_step = {}, {}, None, None
+  if evals:
+    eval_step = int(evals[-1]["step"])
+    final = {k: v for k, v in evals[-1].items() if k in SUMMARY_KEYS}
+    with open(evaluate_lib.grid_prefix(os.path.join(workdir, "eval"), eval_step) + ".json") as f:
+      by_length, train_max = exact_by_length(json.load(f), spec.length_axis)
+  last = int(rows[-1]["step"]) if rows else 0
+  status = "done" if eval_step == config.get("train.steps") else f"partial (step {last})"
+  best_row = max((r for r in evals if spec.metric in r), key=lambda r: r[spec.metric], default=None)
+  point = PointResult(name=name, axes={"run": name}, workdir=workdir, status=status, final=final,
+                      best=None if best_row is None else best_row[spec.metric],
+                      best_step=None if best_row is None else int(best_row["step"]), by_length=by_length,
+                      train_max=train_max, commit=commit, wall_s=None)
+  return RunResult(point, config, {k: v for k, v in (trains[-1] if trains else {}).items() if k != "step"})
+
+
+def config_differences(runs: Sequence[RunResult]) -> list[list[str]]:
+  """Markdown table rows (header first): one per config field whose value is not the same in
+  every run ("–": the run's config lacks it), one column per run."""
+  fields = sorted({k for r in runs for k in r.config})
+  show = lambda v: "–" if v is None else json.dumps(v) if not isinstance(v, str) else v
+  rows = [["config field", *(r.point.name for r in runs)]]
+  for field in fields:
+    values = [show(r.config.get(field)) for r in runs]
+    if len(set(values)) > 1:
+      rows.append([field, *values])
+  return rows
+
+
+def results_table(runs: Sequence[RunResult], spec: Spec) -> list[list[str]]:
+  """Markdown table rows (header first): per run its status, last train loss and exact match,
+  the summary keys of its last evaluation, the best value of spec.metric, and exact match per
+  length of its last eval grid (lengths past its training lengths marked with *)."""
+  keys = [k for k in SUMMARY_KEYS if any(k in r.point.final for r in runs)]
+  lengths = sorted({n for r in runs for n in r.point.by_length})
+  rows = [["run", "status", "loss", "train exact", *keys, f"best {spec.metric} (step)",
+           *(f"len {n}" if spec.length_axis == "max" else f"{spec.length_axis}={n}" for n in lengths), "commit"]]
+  for r in runs:
+    p = r.point
+    loss = f"{r.last_train['loss']:.4f}" if "loss" in r.last_train else "–"
+    by_length = [(_pct([p.by_length[n]], max) + ("*" if n > p.train_max else "")) if n in p.by_length else "–"
+                 for n in lengths]
+    rows.append([p.name, p.status, loss, _pct([r.last_train["exact_match"]], max) if "exact_match" in r.last_train
+                 else "–", *(_pct([p.final[k]], max) if k in p.final else "–" for k in keys),
+                 "–" if p.best is None else f"{100 * p.best:.1f} ({p.best_step})", *by_length, _short_commit(p.commit)])
+  return rows
+
+
+def plot_steps(runs: Sequence[RunResult], spec: Spec, path: str) -> bool:
+  """spec.metric (%) vs step, one line per run. Returns False (no file) when no run has evaluated."""
+  fig = Figure(figsize=(7, 4.5), dpi=120)
+  ax = fig.subplots()
+  drawn = False
+  for r in runs:
+    rows = [row for row in metrics_lib.read_metrics(r.point.workdir) if spec.metric in row]
+    if rows:
+      ax.plot([row["step"] for row in rows], [100 * row[spec.metric] for row in rows], marker=".", label=r.point.name)
+      drawn = True
+  if not drawn:
+    return False
+  _save_percent_plot(fig, ax, path, "step", f"{METRIC_NAMES.get(spec.metric, spec.metric)} (%)",
+                     f"{spec.metric} at each evaluation")
+  return True
+
+
+def run_dirs(patterns: Sequence[str]) -> list[str]:
+  """The directories `patterns` name, in order (a pattern with *, ? or [ is expanded, sorted).
+
+  Raises:
+    ValueError: naming --runs for an empty list, a pattern that matches nothing or a repeated directory.
+  """
+  dirs = []
+  for pattern in patterns:
+    matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    if not matches:
+      raise ValueError(f"--runs: {pattern!r} matches no directory")
+    dirs += [m.rstrip("/") for m in matches]
+  if not dirs:
+    raise ValueError("--runs is empty: name run directories, e.g. --runs=runs/a,runs/b")
+  repeated = sorted({d for d in dirs if dirs.count(d) > 1})
+  if repeated:
+    raise ValueError(f"--runs names {', '.join(repeated)} more than once")
+  return dirs
+
+
+def compare(workdirs: Sequence[str], spec: Spec, out: str | None = None) -> str:
+  """The comparison of run directories as markdown (see the module docstring); with `out`,
+  also written to out/compare.md beside the plots compare_length.png and compare_steps.png.
+
+  Raises:
+    ValueError: an unknown spec.metric, or a directory that is not a run (`check_run_dir`).
+  """
+  if spec.metric not in SUMMARY_KEYS:
+    raise ValueError(f"--metric={spec.metric!r} unknown; choose one of: {', '.join(SUMMARY_KEYS)}")
+  runs = [collect_run(d, d, spec) for d in workdirs]
+  differences = config_differences(runs)
+  parts = ["# Run comparison", "", f"Runs: {', '.join(f'`{d}`' for d in workdirs)}.", "", "## Config differences", "",
+           _markdown(differences) if len(differences) > 1 else "The runs' configs are identical.", "",
+           "## Results", "",
+           f"Last train row and last evaluation, in %; `len N`: exact match of the last eval grid's cells of "
+           f"length N ({'the largest of their lengths' if spec.length_axis == 'max' else spec.length_axis}; * past "
+           "the run's training lengths).", "", _markdown(results_table(runs, spec)), ""]
+  if out:
+    os.makedirs(out, exist_ok=True)
+    if plot_lengths([r.point for r in runs], spec, (), os.path.join(out, "compare_length.png")):
+      parts += ["![exact match vs length](compare_length.png)", ""]
+    if plot_steps(runs, spec, os.path.join(out, "compare_steps.png")):
+      parts += [f"![{spec.metric} vs step](compare_steps.png)", ""]
+    with open(os.path.join(out, "compare.md"), "w") as f:
+      f.write("\n".join(parts))
+  return "\n".join(parts)
+
+
+def define_flags() -> None:
+  """The command-line flags of `python -m arithlab.report` (defined only when this module runs
+  as the program: the sweep imports it as a library)."""
+  flags.DEFINE_list("runs", None, "run directories to compare, comma-separated; a glob (quoted) expands, e.g. "
+                    "'runs/lee2023/points/*'")
+  flags.DEFINE_string("metric", "eval/exact_ood", f"the headline metric, one of: {', '.join(SUMMARY_KEYS)}")
+  flags.DEFINE_string("length_axis", "max", "a cell's length in the by-length columns: 'max' of its lengths, "
+                      "or one task length axis (e.g. len_0)")
+  flags.DEFINE_string("out", None, "write compare.md and the plots here (default: print only)")
+  flags.mark_flags_as_required(["runs"])
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  f = flags.FLAGS
+  try:
+    print(compare(run_dirs(f.runs), Spec(metric=f.metric, length_axis=f.length_axis), f.out))
+  except ValueError as e:
+    raise SystemExit(f"arithlab.report: {e}") from e
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

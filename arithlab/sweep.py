@@ -230,16 +230,20 @@ def load_experiment(spec: str):
   return module, arg or None
 
 
+RECORD_ONLY = ("logging",)  # config sections that change where the record goes, never what a run computes
+
+
 def config_hash(cfg: ml_collections.ConfigDict, *, skip: Sequence[str] = ()) -> str:
   """First 10 hex digits of the SHA-256 of what `cfg` changes from `config.default_config()`
   (its leaves that differ or are new, and the default ones it lacks), as sorted JSON; sections
-  named in `skip` are left out. A field added later with a default keeps every existing hash."""
+  named in `skip` or RECORD_ONLY are left out. A field added later with a default keeps every
+  existing hash, and turning on TensorBoard or W&B keeps a point's directory."""
   as_json = lambda v: json.dumps(v, sort_keys=True, default=repr)
   default = {k: as_json(v) for k, v in config.leaves(config.default_config().to_dict()).items()}
   leaves = {k: as_json(v) for k, v in config.leaves(cfg.to_dict()).items()}
   changes = {k: v for k, v in leaves.items() if default.get(k) != v}
   changes.update({k: "<absent>" for k in default.keys() - leaves.keys()})
-  changes = {k: v for k, v in changes.items() if k.split(".")[0] not in skip}
+  changes = {k: v for k, v in changes.items() if k.split(".")[0] not in (*skip, *RECORD_ONLY)}
   return hashlib.sha256(as_json(changes).encode()).hexdigest()[:10]
 
 

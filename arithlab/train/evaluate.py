@@ -241,11 +241,16 @@ def plot_heatmap(result: GridResult, path: str, title: str = "") -> None:
   fig.savefig(path)
 
 
+def grid_prefix(eval_dir: str, step: int) -> str:
+  """eval_dir/grid_<step, 7 digits>: the path of `save`'s files without the suffix."""
+  return os.path.join(eval_dir, f"grid_{step:07d}")
+
+
 def save(result: GridResult, eval_dir: str, title: str = "", record: Mapping[str, Any] | None = None) -> str:
   """Writes grid_<step>.npz, .json and .png under eval_dir; returns the path prefix.
   record: extra top-level fields of the .json (e.g. the evaluation-time rope_scaling)."""
   os.makedirs(eval_dir, exist_ok=True)
-  prefix = os.path.join(eval_dir, f"grid_{result.step:07d}")
+  prefix = grid_prefix(eval_dir, result.step)
   np.savez(prefix + ".npz", axes=np.array(result.axes), cells=np.array(result.cells), exact=result.exact_C,
            digit=result.digit_C, count=result.count_C, in_box=result.in_box_C, train_ranges=np.array(result.train_ranges),
            step=result.step)

@@ -9,7 +9,8 @@ the run record (see `arithlab.train.rundir`):
 
   workdir/lock.json, config.json, env.json, run.json, metrics.jsonl, checkpoints/<step>/,
   eval/grid_<step>.{npz,json,png},
-  train_set/ (the fixed training set as TFDS, when data.train_set.size is set)
+  train_set/ (the fixed training set as TFDS, when data.train_set.size is set),
+  tensorboard/, wandb/ (when cfg.logging asks for them: arithlab.train.writers)
 
 Everything is checked before the first write: the config, the data, the model against the
 eval grid, the directory (a new run, or the same run: `rundir.check_resume`) and the lock; the
@@ -45,6 +46,7 @@ from arithlab.train import metrics as metrics_lib
 from arithlab.train import optim
 from arithlab.train import rundir
 from arithlab.train import step as step_lib
+from arithlab.train import writers
 from data_gen import grid as grid_lib
 from data_gen import pipeline, tfds_eval, tfds_train
 
@@ -262,8 +264,9 @@ def _train_from(cfg: ml_collections.ConfigDict, workdir: str, stop_at: int | Non
   first = batch_at(start)
   batch_shardings = {k: mesh_lib.batch_sharding(mesh, rules, v.ndim) for k, v in first.items()}
   train_step = step_lib.make_train_step(model_def, cfg.train, tx, shardings, batch_shardings, mesh)
-  evaluate = make_run_eval(cfg, mesh, model_def, grid, os.path.join(workdir, "eval"))
-  metrics_writer = metrics_lib.MetricsWriter(workdir) if writer else None
+  eval_dir = os.path.join(workdir, "eval")
+  evaluate = make_run_eval(cfg, mesh, model_def, grid, eval_dir)
+  metrics_writer = metrics_lib.MetricsWriter(workdir, writers.make_sinks(cfg, workdir, start)) if writer else None
   progress = metrics_lib.Progress(cfg.train.steps, start) if writer else None
 
   def run_eval(step: int) -> dict[str, float]:
@@ -271,6 +274,7 @@ def _train_from(cfg: ml_collections.ConfigDict, workdir: str, stop_at: int | Non
     summary = result.summary()
     if writer:
       metrics_writer.write(step, summary)
+      metrics_writer.write_image(step, "eval/heatmap", evaluate_lib.grid_prefix(eval_dir, step) + ".png")
       progress.message(evaluate_lib.format_grid(result))
     return summary
 
@@ -303,6 +307,7 @@ def _train_from(cfg: ml_collections.ConfigDict, workdir: str, stop_at: int | Non
   checkpointer.wait()
   if writer:
     progress.close()
+    metrics_writer.close()
   return {"step": end, **last_train, **last_eval}
 
 

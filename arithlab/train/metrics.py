@@ -1,6 +1,8 @@
 """The run record and the console: metrics.jsonl, config.json, env.json and a one-line progress bar.
 
 Only process 0 writes files and prints (`is_writer`); every other process stays quiet.
+metrics.jsonl is the source of truth; `MetricsWriter` also hands each row to its sinks
+(TensorBoard, W&B: arithlab.train.writers).
 """
 
 import importlib.metadata
@@ -10,7 +12,7 @@ import platform
 import subprocess
 import sys
 import time
-from typing import Any, Mapping, TextIO
+from typing import Any, Mapping, Protocol, Sequence, TextIO
 
 import jax
 import ml_collections
@@ -77,17 +79,41 @@ def write_env(workdir: str) -> None:
   write_json(os.path.join(workdir, "env.json"), environment())
 
 
-class MetricsWriter:
-  """Appends one JSON object per call to workdir/metrics.jsonl (values made plain floats)."""
+class Sink(Protocol):
+  """Another place a run's rows go (arithlab.train.writers): each metrics row as scalars, and
+  images (eval heatmaps) that metrics.jsonl does not hold."""
 
-  def __init__(self, workdir: str):
+  def scalars(self, step: int, values: Mapping[str, float]) -> None: ...
+
+  def image(self, step: int, tag: str, png_path: str) -> None: ...
+
+  def close(self) -> None: ...
+
+
+class MetricsWriter:
+  """Appends one JSON object per call to workdir/metrics.jsonl (values made plain floats), and
+  hands the same values to each of `sinks`."""
+
+  def __init__(self, workdir: str, sinks: Sequence[Sink] = ()):
     self.path = os.path.join(workdir, "metrics.jsonl")
+    self.sinks = list(sinks)
     os.makedirs(workdir, exist_ok=True)
 
   def write(self, step: int, metrics: Mapping[str, Any]) -> None:
-    row = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+    values = {k: float(v) for k, v in metrics.items()}
     with open(self.path, "a") as f:
-      f.write(json.dumps(row) + "\n")
+      f.write(json.dumps({"step": int(step), **values}) + "\n")
+    for sink in self.sinks:
+      sink.scalars(int(step), values)
+
+  def write_image(self, step: int, tag: str, png_path: str) -> None:
+    """Hands a PNG already in the run directory (an eval heatmap) to the sinks."""
+    for sink in self.sinks:
+      sink.image(int(step), tag, png_path)
+
+  def close(self) -> None:
+    for sink in self.sinks:
+      sink.close()
 
 
 def read_metrics(workdir: str) -> list[dict[str, float]]:

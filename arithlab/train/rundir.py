@@ -41,7 +41,7 @@ RECORD_NAMES = frozenset({LOCK, CONFIG, ENV, RUN, METRICS, METRICS + ".tmp", CHE
 # new train.steps from the resumed step on), the mesh (the same run on other hardware) and the
 # display name. Any other difference is another run and is refused.
 RESUMABLE = ("name", "train.steps", "train.log_every", "checkpoint.every", "checkpoint.keep",
-             "checkpoint.async_save", "eval", "mesh")
+             "checkpoint.async_save", "eval", "mesh", "logging")
 
 
 def now() -> str:

@@ -1,17 +1,25 @@
 """Reports built from point directories: exact match by length, seeds pooled (median, best),
-the paper's numbers beside ours, unfinished points listed, plots written."""
+the paper's numbers beside ours, unfinished points listed, plots written; and the comparison
+of any run directories (`python -m arithlab.report --runs=...`)."""
 
 import csv
+import json
 import os
+import pathlib
+import shutil
+import subprocess
+import sys
 import types
 
 import ml_collections
 import numpy as np
 import pytest
 
-from arithlab import report, sweep
-from arithlab.train import evaluate
+from arithlab import config, report, sweep
+from arithlab.train import evaluate, loop
 from arithlab.train import metrics as metrics_lib
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 STEPS = 10
 CELLS = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 3)]
@@ -89,3 +97,60 @@ def test_unknown_metric_is_refused(tmp_path):
 
 def test_every_summary_key_has_a_readable_name():
   assert set(report.METRIC_NAMES) == set(evaluate.SUMMARY_KEYS)
+
+
+def micro_config():
+  """A seconds-long run: the sweep's micro budget, two steps, evaluated at the end (test_runner's
+  toy sweep, so that the compilation cache already holds its programs)."""
+  cfg = config.default_config()
+  cfg.data.train_lengths = {"len_0": (1, 2), "len_1": (1, 2)}
+  cfg.data.format = "reverse_answer"
+  sweep.micro(cfg, {"len_0": (2, 3), "len_1": (2, 2)})
+  cfg.train.steps = 2
+  return cfg
+
+
+def test_report_compares_any_run_directories(tmp_path):
+  a, b, c = (str(tmp_path / name) for name in ("a", "b", "c"))
+  cfg = micro_config()
+  loop.train(cfg, a)
+  shutil.copytree(a, c, ignore=shutil.ignore_patterns("eval", "checkpoints"))  # a's run killed after step 1
+  with open(os.path.join(c, "metrics.jsonl"), "w") as f:
+    f.write(json.dumps(metrics_lib.read_metrics(a)[0]) + "\n")
+  cfg.data.format = "plain"
+  loop.train(cfg, b)
+  out = tmp_path / "compare"
+  result = subprocess.run([sys.executable, "-m", "arithlab.report", f"--runs={a},{b}", f"--out={out}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  text = result.stdout
+  assert text.strip() == (out / "compare.md").read_text().strip()
+  differences = text.split("## Config differences")[1].split("## Results")[0]
+  assert f"| config field | {a} | {b} |" in differences
+  assert differences.count("\n| ") == 2 and "| data.format | reverse_answer | plain |" in differences
+  header = next(line for line in text.splitlines() if line.startswith("| run |"))
+  assert header.endswith("| len 2 | len 3 | commit |") and "| eval/exact_ood |" in header
+  for run in (a, b):
+    row = next(line for line in text.splitlines() if line.startswith(f"| {run} |")).split(" | ")
+    assert row[1] == "done" and row[-2].endswith("*") and not row[-3].endswith("*")  # length 3 is past training
+  for image in ("compare_length.png", "compare_steps.png"):
+    assert image in text and (out / image).stat().st_size > 0
+
+  spec = report.Spec(metric="eval/exact_id", length_axis="len_0")
+  partial = report.compare([a, c], spec)
+  assert f"| {c} | partial (step 1) | " in partial and "| len_0=2 | len_0=3 |" in partial
+  assert "The runs' configs are identical." in partial
+  assert report.run_dirs([str(tmp_path / "[ab]")]) == [a, b]
+  os.makedirs(tmp_path / "sweep" / "points")
+  for runs, error in [([str(tmp_path / "x*")], "matches no directory"), ([a, a], "names .*a more than once"),
+                      ([a, str(tmp_path / "nope")], "run directory '.*nope' does not exist"),
+                      ([os.path.join(a, "eval")], r"not a run directory: it has no config.json and no metrics.jsonl"),
+                      ([str(tmp_path / "sweep")], r"is a sweep directory, not a run: compare its points with "
+                                                  r"--runs='.*sweep/points/\*'")]:
+    with pytest.raises(ValueError, match=error):
+      report.compare(report.run_dirs(runs), spec)
+  with pytest.raises(ValueError, match="--metric='loss' unknown; choose one of: eval/exact_id"):
+    report.compare([a], report.Spec(metric="loss"))
+  failed = subprocess.run([sys.executable, "-m", "arithlab.report", f"--runs={a},{tmp_path / 'nope'}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert failed.returncode == 1 and failed.stderr.strip().endswith("does not exist")
