@@ -31,7 +31,10 @@ METRIC_NAMES = {"eval/exact_id": "exact match, in-distribution cells",
                 "eval/exact_ood": "exact match, out-of-distribution cells",
                 "eval/digit_id": "digit accuracy, in-distribution cells",
                 "eval/digit_ood": "digit accuracy, out-of-distribution cells",
-                "eval/exact_all": "exact match, all cells"}
+                "eval/exact_all": "exact match, all cells",
+                "eval/exact_target_id": "whole-target exact match (scratchpad included), in-distribution cells",
+                "eval/exact_target_ood": "whole-target exact match (scratchpad included), out-of-distribution cells",
+                "eval/exact_target_all": "whole-target exact match (scratchpad included), all cells"}
 
 
 @dataclasses.dataclass(frozen=True)

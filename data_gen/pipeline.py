@@ -17,7 +17,7 @@ Batch contract (NumPy; see the project brief):
     of cfg.bucket), positions int32 [B, T(, L)] (0 at PAD), loss_mask float32 [B, T].
   eval: prompt int32 [B, P] left-padded, prompt_positions int32 [B, P(, L)], answer int32
     [B, A] (answer tokens, EOS, PAD...), answer_positions int32 [B, A(, L)], digit_mask bool
-    [B, A].
+    [B, A], final_mask bool [B, A] (the tokens that score the final answer; see `final_start`).
 """
 
 import dataclasses
@@ -276,9 +276,32 @@ def _gather(x: np.ndarray, index_BxN: np.ndarray, valid_BxN: np.ndarray) -> np.n
   return np.where(valid_BxN.reshape(valid_BxN.shape + (1,) * (x.ndim - 2)), out, 0)
 
 
-def eval_arrays(tb: TokenBatch, ids: np.ndarray) -> dict[str, np.ndarray]:
-  """Splits encoded examples into the eval layout (prompt left-padded, answer right-padded)."""
+def final_start(pipe: Pipeline, tb: TokenBatch) -> np.ndarray | None:
+  """int [B]: where each row's final answer is introduced, or None when the whole answer is final.
+
+  Without a scratchpad the whole target is the answer. After a scratchpad the final answer is
+  the problem's answer number, the first target token that belongs to a number (a scratchpad's
+  intermediate digits belong to none), together with the run of non-digit tokens before it that
+  introduces it (`.\n` of `...C->0.\n495`, ` , END\n</scratch>\n` of the detailed one).
+  """
+  if not pipe.spec.scratchpad:
+    return None
+  t_T = np.arange(tb.tokens_BxT.shape[1])
+  answer_B = np.where(tb.target_BxT & (tb.num_BxT >= 0), t_T, t_T.size).min(axis=1)
+  digit_V = np.array([s.isdigit() for s in pipe.tokenizer.vocab])
+  digit_BxT = digit_V[tb.tokens_BxT] | ~tb.target_BxT
+  last_digit_B = np.where(digit_BxT & (t_T < answer_B[:, None]), t_T, -1).max(axis=1)
+  return last_digit_B + 1
+
+
+def eval_arrays(tb: TokenBatch, ids: np.ndarray, final_B: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  """Splits encoded examples into the eval layout (prompt left-padded, answer right-padded).
+
+  final_B: int [B], the token where each row's final answer (with what introduces it) starts
+  (`final_start`); None: the whole answer is final. final_mask marks it and EOS.
+  """
   start_B = _split_prompt(tb)
+  final_B = start_B if final_B is None else final_B
   answer_B = tb.length_B - start_B
   p, a = int(start_B.max()), int(answer_B.max())
   j_P, j_A = np.arange(p)[None, :], np.arange(a)[None, :]
@@ -290,6 +313,7 @@ def eval_arrays(tb: TokenBatch, ids: np.ndarray) -> dict[str, np.ndarray]:
       "answer": _gather(tb.tokens_BxT, answer_src, answer_ok).astype(np.int32),
       "answer_positions": _gather(ids, answer_src, answer_ok).astype(np.int32),
       "digit_mask": _gather(tb.sig_BxT >= 0, answer_src, answer_ok).astype(bool),
+      "final_mask": answer_ok & (answer_src >= final_B[:, None]),
   }
 
 
@@ -301,8 +325,8 @@ def eval_batch(cfg: ml_collections.ConfigDict, cell: Sequence[int], n: int, *,
     cfg: a data config; cell: one length per length axis of cfg.task; n: rows; seed: eval seed.
   Returns:
     prompt int32 [n, P], prompt_positions int32 [n, P(, L)], answer int32 [n, A],
-    answer_positions int32 [n, A(, L)], digit_mask bool [n, A]; positions from the rule in
-    test mode (train=False).
+    answer_positions int32 [n, A(, L)], digit_mask bool [n, A], final_mask bool [n, A]; positions
+    from the rule in test mode (train=False).
   """
   return eval_grid(cfg, [cell], n, seed=seed)[tuple(int(c) for c in cell)]
 
@@ -318,5 +342,6 @@ def eval_grid(cfg: ml_collections.ConfigDict, cells: Sequence[Sequence[int]], n:
     rng = grid.derive_rng(seed, grid.EVAL_DOMAIN, *cell)
     problem = grid.sample_cell(main.task, cell, n, rng=rng, holdout=main.holdout,
                                train_ranges=main.ranges)
-    out[cell] = eval_arrays(*encode(pipe, main, problem, rng, train=False))
+    tb, ids = encode(pipe, main, problem, rng, train=False)
+    out[cell] = eval_arrays(tb, ids, final_start(pipe, tb))
   return out

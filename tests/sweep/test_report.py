@@ -56,7 +56,7 @@ def test_references_match_groups_by_their_labels():
 
 
 def test_report_pools_seeds_and_puts_the_paper_beside_ours(tmp_path):
-  ood = [0.0, 0.0, 0.0, 0.0, 1.0, 0.5]  # OOD cells (3, 1), (3, 3): mean 0.75
+  ood = [0.0, 0.0, 0.0, 0.0, 1.0, 0.5]  # OOD cells (3, 1), (3, 3) of 10 and 30 problems: 25/40 = 0.625
   planned = [fake_point(tmp_path, {"format": "plain", "samples": 100, "seed": 0}, [1, 1, 1, 1, 0.2, 0.0], best=0.3),
              fake_point(tmp_path, {"format": "plain", "samples": 100, "seed": 1}, ood),
              fake_point(tmp_path, {"format": "plain", "samples": 1000, "seed": 0}, ood),
@@ -67,18 +67,19 @@ def test_report_pools_seeds_and_puts_the_paper_beside_ours(tmp_path):
   path = report.write(str(tmp_path), planned, spec, refs, title="toy")
   text = open(path).read()
   row = next(line for line in text.splitlines() if line.startswith("| plain | 100 |"))
-  # final ood: seed 0 = 0.1, seed 1 = 0.75 -> median 42.5, best 75.0; best eval: max(0.3, 0.1) and 0.75
-  assert row.split(" | ")[2:7] == ["2/2", "42.5", "75.0", "52.5", "42.5"]
+  # final ood (pooled over the problems): seed 0 = 2/40, seed 1 = 25/40 -> median 33.75, best 62.5;
+  # best eval: max(0.3, 0.05) and 0.625
+  assert row.split(" | ")[2:7] == ["2/2", "33.8", "62.5", "46.2", "33.8"]
   assert "86.0% (approx., unverified) Lee et al. 2023, Figure 1 [at 10k samples]" in row
   assert "| reverse | 100 | 0/1 |" in text and "partial (step 5)" in text
   assert "3 of 4 points finished" in text and "--config=toy --workdir=DIR" in text
-  assert "| done | 10.0 | 30.0 (5) | 12 | 0123456789ab+dirty | format-plain_samples-100_seed-0 |" in text
+  assert "| done | 5.0 | 30.0 (5) | 12 | 0123456789ab+dirty | format-plain_samples-100_seed-0 |" in text
   for image in ("report_length.png", "report_samples.png"):
     assert image in text and os.path.getsize(tmp_path / image) > 0
   with open(tmp_path / "report.csv") as f:
     rows = list(csv.DictReader(f))
   assert [r["status"] for r in rows] == ["done", "done", "done", "partial (step 5)"]
-  assert float(rows[1]["eval/exact_ood"]) == 0.75 and rows[0]["paper value"] == "0.86"
+  assert float(rows[1]["eval/exact_ood"]) == 0.625 and rows[0]["paper value"] == "0.86"
   assert rows[3]["eval/exact_ood"] == "" and rows[3]["best eval/exact_ood"] == "0.0"
 
 
