@@ -105,7 +105,7 @@ class PointResult:
   wall_s: float | None
 
 
-def _length_of(lengths: Sequence[int], axes: Sequence[str], length_axis: str) -> int:
+def length_of(lengths: Sequence[int], axes: Sequence[str], length_axis: str) -> int:
   if length_axis == "max":
     return max(lengths)
   if length_axis not in axes:
@@ -120,10 +120,10 @@ def exact_by_length(grid: Mapping[str, Any], length_axis: str) -> tuple[dict[int
   hits: dict[int, float] = {}
   counts: dict[int, int] = {}
   for cell in grid["cells"]:
-    n = _length_of(cell["lengths"], grid["axes"], length_axis)
+    n = length_of(cell["lengths"], grid["axes"], length_axis)
     hits[n] = hits.get(n, 0.0) + cell["exact"] * cell["count"]
     counts[n] = counts.get(n, 0) + cell["count"]
-  train_max = _length_of([hi for _, hi in grid["train_ranges"]], grid["axes"], length_axis)
+  train_max = length_of([hi for _, hi in grid["train_ranges"]], grid["axes"], length_axis)
   return {n: hits[n] / max(counts[n], 1) for n in sorted(hits)}, train_max
 
 

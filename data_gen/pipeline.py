@@ -22,7 +22,7 @@ Batch contract (NumPy; see the project brief):
 
 import dataclasses
 import inspect
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import ml_collections
 import numpy as np
@@ -331,17 +331,52 @@ def eval_batch(cfg: ml_collections.ConfigDict, cell: Sequence[int], n: int, *,
   return eval_grid(cfg, [cell], n, seed=seed)[tuple(int(c) for c in cell)]
 
 
-def eval_grid(cfg: ml_collections.ConfigDict, cells: Sequence[Sequence[int]], n: int, *,
-              seed: int) -> dict[tuple[int, ...], dict[str, np.ndarray]]:
-  """`eval_batch` for every cell: {cell tuple: eval dict}. Each cell has its own random stream."""
+def eval_grid(cfg: ml_collections.ConfigDict, cells: Sequence[Sequence[int]], n: int | Mapping[tuple[int, ...], int],
+              *, seed: int) -> dict[tuple[int, ...], dict[str, np.ndarray]]:
+  """`eval_batch` for every cell: {cell tuple: eval dict}. Each cell has its own random stream.
+  n: rows per cell, or {cell: rows}."""
   pipe = build(cfg)
-  main = pipe.sources[0]
   out = {}
   for cell in cells:
     cell = tuple(int(c) for c in cell)
     rng = grid.derive_rng(seed, grid.EVAL_DOMAIN, *cell)
-    problem = grid.sample_cell(main.task, cell, n, rng=rng, holdout=main.holdout,
-                               train_ranges=main.ranges)
-    tb, ids = encode(pipe, main, problem, rng, train=False)
-    out[cell] = eval_arrays(tb, ids, final_start(pipe, tb))
+    out[cell] = _encode_eval(pipe, _cell_problem(pipe, cell, _count(n, cell), rng), rng)
   return out
+
+
+def validation_grid(cfg: ml_collections.ConfigDict, cells: Sequence[Sequence[int]], n: int, *, seed: int,
+                    test_n: int | Mapping[tuple[int, ...], int], test_seed: int
+                    ) -> dict[tuple[int, ...], dict[str, np.ndarray]]:
+  """N validation problems per cell in the eval layout, for choosing the best checkpoint.
+
+  They come from the same part of the hash split as the test cells of `eval_grid(cfg, cells,
+  test_n, seed=test_seed)` (held out from training), through their own stream (seed,
+  VAL_DOMAIN, cell), and none of them is a problem of the test cell. A cell whose problems are
+  (almost) all in its test cell (a 1 + 1 digit cell holds 100) is left out.
+  """
+  pipe = build(cfg)
+  out = {}
+  for cell in cells:
+    cell = tuple(int(c) for c in cell)
+    test = _cell_problem(pipe, cell, _count(test_n, cell), grid.derive_rng(test_seed, grid.EVAL_DOMAIN, *cell))
+    rng = grid.derive_rng(seed, grid.VAL_DOMAIN, *cell)
+    try:
+      problem = _cell_problem(pipe, cell, n, rng, exclude_E=np.unique(grid.problem_hash(test)))
+    except ValueError:  # no problem left outside the test cell
+      continue
+    out[cell] = _encode_eval(pipe, problem, rng)
+  return out
+
+
+def _count(n: int | Mapping[tuple[int, ...], int], cell: tuple[int, ...]) -> int:
+  return int(n) if isinstance(n, (int, np.integer)) else int(n[cell])
+
+
+def _cell_problem(pipe: Pipeline, cell: tuple[int, ...], n: int, rng: np.random.Generator, **exclude):
+  main = pipe.sources[0]
+  return grid.sample_cell(main.task, cell, n, rng=rng, holdout=main.holdout, train_ranges=main.ranges, **exclude)
+
+
+def _encode_eval(pipe: Pipeline, problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
+  tb, ids = encode(pipe, pipe.sources[0], problem, rng, train=False)
+  return eval_arrays(tb, ids, final_start(pipe, tb))

@@ -41,8 +41,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.eval.lengths = {"len_0": (1, test_max), "len_1": (1, test_max)}
   cfg.model.update(layers=6, d_model=512, heads=8, d_ff=2048, encoding="coupling", max_len=max_pos + 1)
   cfg.train.update(steps=50000, batch_size=256, lr=1e-4, warmup_steps=1000)
-  cfg.eval.update(every=10000, n_per_cell=2, batch_size=1024)
-  cfg.checkpoint.update(every=10000, keep=1, best_metric="eval/exact_ood")
+  cfg.eval.update(every=10000, n_per_cell=100, batch_size=1024)
+  cfg.checkpoint.update(every=10000, keep=1, best_metric="val/exact_ood")
   if size == "small":
     sweep.small(cfg, n_per_cell=4, eval_batch=900)
   elif size == "micro":

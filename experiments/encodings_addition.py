@@ -47,8 +47,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.eval.lengths = {"len_0": (1, TEST_MAX), "len_1": (1, TEST_MAX)}
   cfg.model.update(layers=6, d_model=384, heads=6, d_ff=1536, encoding="rope", max_len=128)
   cfg.train.update(steps=20000, batch_size=256, lr=1e-3, warmup_steps=500)
-  cfg.eval.update(every=5000, n_per_cell=16, batch_size=1024)
-  cfg.checkpoint.update(every=5000, keep=1, best_metric="eval/exact_ood")
+  cfg.eval.update(every=5000, n_per_cell=100, batch_size=1024)
+  cfg.checkpoint.update(every=5000, keep=1, best_metric="val/exact_ood")
   if size == "small":
     sweep.small(cfg, steps=6000, n_per_cell=2, eval_batch=900)
   elif size == "micro":

@@ -110,6 +110,17 @@ SUMMARY_KEYS = ("eval/exact_id", "eval/exact_ood", "eval/digit_id", "eval/digit_
 VAL_KEYS = tuple(key.replace("eval/", "val/", 1) for key in SUMMARY_KEYS)  # the same on the validation set
 
 
+def final_and_best(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any]:
+  """{"best_metric": metric, "final": the last evaluation row, "best": the evaluation row with
+  the highest `metric` (a validation key; the earliest of equal ones), or None without one}: the
+  test-grid scores of the final and of the best-by-validation checkpoint (rows as metrics.jsonl
+  holds them: "step" and the summary keys)."""
+  evaluations = [row for row in rows if any(key in row for key in SUMMARY_KEYS)]
+  chosen = [row for row in evaluations if metric in row]
+  return {"best_metric": metric, "final": evaluations[-1] if evaluations else None,
+          "best": max(chosen, key=lambda row: (row[metric], -row["step"]), default=None)}
+
+
 def _pad_to(x: np.ndarray, width: int, *, left: bool) -> np.ndarray:
   pad = [(0, 0)] * x.ndim
   pad[1] = (width - x.shape[1], 0) if left else (0, width - x.shape[1])

@@ -5,7 +5,12 @@ the stateless sampler (`data_gen.pipeline.sample_batch`: the batch of step s dep
 the seed, s and the process's slice), so a run resumed from a checkpoint at step k sees
 exactly the batches an uninterrupted run sees from k on. Process 0 writes the run record:
 
-  workdir/config.json, env.json, metrics.jsonl, checkpoints/<step>/, eval/grid_<step>.{npz,json,png}
+  workdir/config.json, env.json, metrics.jsonl, checkpoints/<step>/, eval/grid_<step>.{npz,json,png},
+  best.json (the final evaluation and the one the validation set chose as best: both test-grid scores)
+
+Each evaluation scores the test grid (eval/... keys) and, with eval.val_n_per_cell, a validation
+set of other problems (val/... keys); checkpoint.keep_best keeps the checkpoint with the highest
+checkpoint.best_metric, a validation key, so the test grid never chooses what is reported on it.
 
 `evaluate_checkpoint` scores a finished (or interrupted) run's checkpoint again, e.g. with an
 evaluation-time RoPE scaling, into workdir/eval/<label>/ without touching what training wrote.
@@ -43,8 +48,36 @@ def eval_grid(cfg: ml_collections.ConfigDict) -> Grid:
   matches cfg.data, else ValueError), or sampled from eval.lengths."""
   if cfg.eval.tfds_dir:
     return tfds_eval.read_eval_set(cfg.eval.tfds_dir, cfg.data)
-  return pipeline.eval_grid(cfg.data, grid_lib.cells(config_lib.eval_ranges(cfg)), cfg.eval.n_per_cell,
-                            seed=cfg.eval.seed)
+  counts = config_lib.cell_counts(cfg)
+  return pipeline.eval_grid(cfg.data, list(counts), counts, seed=cfg.eval.seed)
+
+
+def validation_grid(cfg: ml_collections.ConfigDict) -> Grid:
+  """eval.val_n_per_cell validation problems per cell of the test grid (none when 0), never one of
+  the test grid's problems (`pipeline.validation_grid`; a frozen test set is drawn again from the
+  cells, counts and seed stored with it).
+
+  Raises:
+    ValueError: checkpoint.keep_best and the region of checkpoint.best_metric has no validation cell.
+  """
+  if not cfg.eval.val_n_per_cell:
+    return {}
+  if cfg.eval.tfds_dir:
+    stored = tfds_eval.read_eval_config(cfg.eval.tfds_dir)
+    cells, test_n, test_seed = [tuple(c) for c in stored.cells], stored.n_per_cell, stored.seed
+  else:
+    test_n, test_seed = config_lib.cell_counts(cfg), cfg.eval.seed
+    cells = list(test_n)
+  val = pipeline.validation_grid(cfg.data, cells, cfg.eval.val_n_per_cell, seed=cfg.eval.seed, test_n=test_n,
+                                 test_seed=test_seed)
+  ranges = pipeline.build(cfg.data).sources[0].ranges
+  region = cfg.checkpoint.best_metric.rsplit("_", 1)[-1]
+  inside = {"id": True, "ood": False}.get(region)
+  if cfg.checkpoint.keep_best and not any(inside in (None, grid_lib.in_box(c, ranges)) for c in val):
+    raise ValueError(f"checkpoint.best_metric={cfg.checkpoint.best_metric!r}: no validation cell in that region "
+                     "(every problem of its cells is in the test grid); choose another best_metric, widen the "
+                     "lengths or set checkpoint.keep_best=False")
+  return val
 
 
 def check_lengths(model: nnx.Module, train_batch: Mapping[str, np.ndarray] | None, grid: Grid) -> None:
@@ -96,9 +129,10 @@ def eval_model_def(cfg: ml_collections.ConfigDict, mesh, model_def: step_lib.Mod
 
 
 def make_run_eval(cfg: ml_collections.ConfigDict, mesh, model_def: step_lib.ModelDef, grid: Grid,
-                  eval_dir: str) -> Callable[[dict, int], evaluate_lib.GridResult]:
-  """`run_eval(state, step)`: decodes the grid with the state's parameters and (process 0) saves
-  the result under eval_dir, recording eval.rope_scaling when it is set."""
+                  eval_dir: str) -> Callable[..., evaluate_lib.GridResult]:
+  """`run_eval(state, step, on=None)`: decodes the grid with the state's parameters and (process 0)
+  saves the result under eval_dir, recording eval.rope_scaling when it is set; `on`: other cells
+  to score instead (the validation set), nothing saved."""
   rules = cfg.model.logical_rules
   data = pipeline.build(cfg.data)
   decode = decode_lib.make_decode(eval_model_def(cfg, mesh, model_def), mesh, rules, cached=cfg.eval.cached)
@@ -106,12 +140,12 @@ def make_run_eval(cfg: ml_collections.ConfigDict, mesh, model_def: step_lib.Mode
   record = {"rope_scaling": cfg.eval.rope_scaling} if cfg.eval.rope_scaling else {}
   title = f"{cfg.name} (rope_scaling {cfg.eval.rope_scaling})" if record else cfg.name
 
-  def run_eval(state: dict, step: int) -> evaluate_lib.GridResult:
+  def run_eval(state: dict, step: int, on: Grid | None = None) -> evaluate_lib.GridResult:
     result = evaluate_lib.evaluate(
         lambda part: decode(state["params"], state["rng_counts"], mesh_lib.replicated_batch(part, mesh, rules)),
-        grid, chunk=cfg.eval.batch_size, axes=data.sources[0].task.length_axes,
+        grid if on is None else on, chunk=cfg.eval.batch_size, axes=data.sources[0].task.length_axes,
         train_ranges=data.sources[0].ranges, step=step, row_multiple=dp)
-    if metrics_lib.is_writer():
+    if on is None and metrics_lib.is_writer():
       evaluate_lib.save(result, eval_dir, title, record)
     return result
 
@@ -146,7 +180,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
                                   process_count=jax.process_count(), batch_size=cfg.train.batch_size)
     return _pad_time_globally(local)
 
-  grid = eval_grid(cfg)
+  grid, val_grid = eval_grid(cfg), validation_grid(cfg)
   tx = optim.make_optimizer(cfg.train)
   model_def, state, shardings = step_lib.init(cfg, mesh, tx)
   check_lengths(model_def.merge(state["params"], state["rng_counts"]), batch_at(0), grid)
@@ -169,6 +203,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
   def run_eval(step: int) -> dict[str, float]:
     result = evaluate(state, step)
     summary = result.summary()
+    if val_grid:
+      summary.update(evaluate(state, step, on=val_grid).summary("val"))
     if writer:
       metrics_writer.write(step, summary)
       progress.message(evaluate_lib.format_grid(result))
@@ -201,6 +237,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
   checkpointer.close()
   if writer:
     progress.close()
+    metrics_lib.write_json(os.path.join(workdir, "best.json"), evaluate_lib.final_and_best(
+        metrics_lib.read_metrics(workdir), cfg.checkpoint.best_metric))
   return {"step": end, **last_train, **last_eval}
 
 
