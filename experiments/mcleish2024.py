@@ -10,7 +10,7 @@ of each number gets j, plus one training offset k ~ U{0..100} per batch) index a
 added to the token embeddings; `fire` and `none` (NoPE) read sequential positions.
 Full budget (our reading of the paper, unverified: the paper trains for one GPU-day): 16
 layers x 1024, 16 heads, or a looped block of 8 layers applied twice with input injection;
-50,000 steps of 256 at lr 1e-4; 16 problems per cell (a length n pools 16(2n-1)). Sweep:
+50,000 steps of 256 at lr 1e-4; 100 problems per cell. Sweep:
 architecture x encoding x 3 seeds. `:small` (2-core CPU): standard 2 layers x 128, train
 1-5 digits, test to 15, offsets up to 20, 5,000 steps of 64, one seed.
 """

@@ -253,3 +253,17 @@ def test_final_mask_marks_the_final_answer_and_what_introduces_it(fmt, final):
   assert decode(cfg, marked)[0] == final
   mask = batch["final_mask"][0]
   np.testing.assert_array_equal(mask, (np.arange(mask.size) >= mask.argmax()) & (batch["answer"][0] != PAD_ID))
+
+
+def test_validation_cells_are_held_out_and_never_test_problems():
+  cfg = addition(train_lengths={"len_0": (1, 3), "len_1": (1, 3)}, holdout=0.25)
+  cells = [(1, 1), (1, 2), (2, 2), (3, 3), (4, 2)]
+  test = pipeline.eval_grid(cfg, cells, 100, seed=3)
+  val = pipeline.validation_grid(cfg, cells, 30, seed=3, test_n=100, test_seed=3)
+  assert (1, 1) not in val  # its 25 or so held-out problems are all in the test cell
+  assert set(val) == set(cells) - {(1, 1)}
+  for cell, batch in val.items():
+    assert batch["prompt"].shape[0] == 30
+    assert not set(map(bytes, batch["prompt"])) & set(map(bytes, test[cell]["prompt"])), cell
+  assert len(set(map(bytes, val[(3, 3)]["prompt"]))) == 30  # its own stream: not the test cell's next draws
+  assert_batches_equal(val[(2, 2)], pipeline.validation_grid(cfg, [(2, 2)], 30, seed=3, test_n=100, test_seed=3)[(2, 2)])
