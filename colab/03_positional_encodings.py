@@ -105,7 +105,7 @@ def base_config():
   if SMALL:
     cfg.model.update(d_model=32, d_ff=64)
     cfg.train.update(steps=10, batch_size=16, warmup_steps=2, log_every=5)
-    cfg.eval.update(n_per_cell=4, batch_size=64)
+    cfg.eval.update(n_per_cell=4, batch_size=64, val_n_per_cell=4)
   return cfg
 
 

@@ -31,7 +31,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg == "smoke":
     cfg.model.update(d_model=32, d_ff=64)
     cfg.train.update(steps=6, batch_size=16, warmup_steps=2, log_every=2)
-    cfg.eval.update(every=3, n_per_cell=8, batch_size=80)
+    cfg.eval.update(every=3, n_per_cell=8, batch_size=80, val_n_per_cell=8)
     cfg.data.train_lengths = {"len_0": (1, 2), "len_1": (1, 2)}
     cfg.eval.lengths = {"len_0": (1, 3), "len_1": (1, 3)}
     cfg.checkpoint.update(every=3)
