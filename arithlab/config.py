@@ -19,7 +19,7 @@ from flax import nnx
 from arithlab import models
 from arithlab.models.sharding import logical_to_spec
 from arithlab.train import writers
-from arithlab.train.evaluate import SUMMARY_KEYS
+from arithlab.train.evaluate import SUMMARY_KEYS, VAL_KEYS
 from arithlab.train.mesh import AXES, data_parallel_size, mesh_shape
 from data_gen import grid, pipeline
 
@@ -46,6 +46,10 @@ def eval_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       lengths=ml_collections.ConfigDict(),  # {axis: (min, max)} inclusive, the axes of data.train_lengths
       n_per_cell=100,  # exact-length problems per cell
+      min_per_length=0,  # the cells of one length (their largest) pool at least this many problems: a cell
+      #   gets max(n_per_cell, ceil(min_per_length / cells of its length)); see cell_counts
+      val_n_per_cell=20,  # validation problems per cell (the best checkpoint is chosen on them): held out
+      #   from training like the test cells, drawn apart from them and never one of theirs; 0: none
       seed=2024,  # evaluation problems (drawn apart from training data)
       every=1000,  # steps between evaluations (0: only at the end)
       batch_size=512,  # decoded rows per call; a multiple of the data-parallel size
@@ -65,8 +69,8 @@ def checkpoint_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       every=1000,  # steps between checkpoints (and one at the end)
       keep=2,  # latest checkpoints kept
-      keep_best=True,  # also keep the best evaluated checkpoint by best_metric
-      best_metric="eval/exact_ood",  # one of arithlab.train.evaluate.SUMMARY_KEYS
+      keep_best=True,  # also keep the best checkpoint by best_metric, on the validation set
+      best_metric="val/exact_ood",  # one of arithlab.train.evaluate.VAL_KEYS (never a test-grid key)
       async_save=True,  # write in the background while training continues
   ))
 
@@ -194,6 +198,17 @@ def eval_ranges(cfg: ml_collections.ConfigDict) -> list[tuple[int, int]]:
   return [tuple(int(n) for n in lengths[axis]) for axis in axes]
 
 
+def cell_counts(cfg: ml_collections.ConfigDict) -> dict[tuple[int, ...], int]:
+  """Problems per cell of the sampled eval grid: eval.n_per_cell, raised so that the cells that
+  share their largest length together hold at least eval.min_per_length (length 1 of a two-axis
+  grid is one cell, length n is 2n - 1 cells: short lengths get more problems per cell)."""
+  cells = grid.cells(eval_ranges(cfg))
+  sharing: dict[int, int] = {}
+  for cell in cells:
+    sharing[max(cell)] = sharing.get(max(cell), 0) + 1
+  return {cell: max(cfg.eval.n_per_cell, -(-cfg.eval.min_per_length // sharing[max(cell)])) for cell in cells}
+
+
 def validate(cfg: ml_collections.ConfigDict, *, device_count: int, process_count: int = 1) -> None:
   """Raises ValueError naming the first inconsistent field and what to change.
 
@@ -215,7 +230,7 @@ def validate(cfg: ml_collections.ConfigDict, *, device_count: int, process_count
   _positive(cfg, "train", ("steps", "batch_size", "grad_accum", "log_every"))
   _positive(cfg, "train", ("warmup_steps",), minimum=0)
   _positive(cfg, "eval", ("n_per_cell", "batch_size"))
-  _positive(cfg, "eval", ("every",), minimum=0)
+  _positive(cfg, "eval", ("every", "min_per_length", "val_n_per_cell"), minimum=0)
   _positive(cfg, "checkpoint", ("every", "keep"))
   if cfg.train.warmup_steps >= cfg.train.steps:
     raise ValueError(f"train.warmup_steps={cfg.train.warmup_steps} must be below train.steps={cfg.train.steps}")
@@ -237,9 +252,16 @@ def validate(cfg: ml_collections.ConfigDict, *, device_count: int, process_count
   if cfg.model.vocab_size < vocab:
     raise ValueError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the vocabulary of tokenizer "
                      f"{cfg.data.tokenizer!r} ({vocab} ids): set model.vocab_size={vocab}")
-  if cfg.checkpoint.best_metric not in SUMMARY_KEYS:
+  if cfg.checkpoint.best_metric in SUMMARY_KEYS:
+    raise ValueError(f"checkpoint.best_metric={cfg.checkpoint.best_metric!r} is a test-grid score; the best "
+                     "checkpoint is chosen on the validation set: use "
+                     f"{cfg.checkpoint.best_metric.replace('eval/', 'val/', 1)!r}")
+  if cfg.checkpoint.best_metric not in VAL_KEYS:
     raise ValueError(f"checkpoint.best_metric={cfg.checkpoint.best_metric!r} unknown; choose one of: "
-                     f"{', '.join(SUMMARY_KEYS)}")
+                     f"{', '.join(VAL_KEYS)}")
+  if cfg.checkpoint.keep_best and not cfg.eval.val_n_per_cell:
+    raise ValueError("checkpoint.keep_best needs a validation set to choose on: set eval.val_n_per_cell >= 1 "
+                     "or checkpoint.keep_best=False")
   ranges = eval_ranges(cfg)
   if cfg.checkpoint.keep_best and not cfg.eval.tfds_dir:
     inside = [grid.in_box(cell, data.sources[0].ranges) for cell in grid.cells(ranges)]

@@ -5,8 +5,11 @@ eval/grid_<step>.json), so a report can be written at any time, also while a swe
 (unfinished points are listed as such): `python -m arithlab.sweep ... --report_only`.
 
 Per point: the headline metric (`Spec.metric`, a summary key of arithlab.train.evaluate) at
-the final step and at the best evaluation (both: docs/evaluation.md#evaluation-protocol), and exact match per
-length from the final grid. Per group (points that differ only in the seed axis): the median
+the final step and at the checkpoint the validation set chose as best (the evaluation with the
+highest `checkpoint.best_metric`, a val/ key: never chosen on the test grid), each with its 95%
+Wilson interval over the problems of the metric's region (for a digit accuracy that treats the
+region's problems as the sample, which is conservative), and exact match per length from the
+final grid. Per group (points that differ only in the seed axis): the median
 and the best over seeds, with the paper's numbers whose `Reference.where` matches the group.
 Plots: exact match vs length per group (report_length.png; a cell's length is the largest of
 its lengths, or one task axis: `Spec.length_axis`), and when `Spec.x_axis` names a numeric
@@ -39,14 +42,17 @@ from matplotlib.figure import Figure
 from arithlab import config as config_lib
 from arithlab.train import evaluate as evaluate_lib
 from arithlab.train import metrics as metrics_lib
-from arithlab.train.evaluate import SUMMARY_KEYS
+from arithlab.train.evaluate import SUMMARY_KEYS, final_and_best, wilson_interval
 
 DONE_FILE = "done.json"
 METRIC_NAMES = {"eval/exact_id": "exact match, in-distribution cells",
                 "eval/exact_ood": "exact match, out-of-distribution cells",
                 "eval/digit_id": "digit accuracy, in-distribution cells",
                 "eval/digit_ood": "digit accuracy, out-of-distribution cells",
-                "eval/exact_all": "exact match, all cells"}
+                "eval/exact_all": "exact match, all cells",
+                "eval/exact_target_id": "whole-target exact match (scratchpad included), in-distribution cells",
+                "eval/exact_target_ood": "whole-target exact match (scratchpad included), out-of-distribution cells",
+                "eval/exact_target_all": "whole-target exact match (scratchpad included), all cells"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +103,10 @@ class PointResult:
   """One point's numbers read from its directory.
 
   status: "done", "partial (step k)" or "not started". final: summary keys at the final
-  evaluation (empty unless done). best / best_step: the best value of the headline metric over
-  all evaluations so far and its step (None before the first). by_length: length -> exact
+  evaluation (empty unless done). best / best_step: the headline metric on the test grid at the
+  evaluation with the highest validation metric so far, and its step (None before the first, or
+  for a run without a validation set). problems: how many test problems the headline's region
+  pools (None before the first evaluation). by_length: length -> exact
   match of the final grid. train_max: the longest training length on the length axis.
   commit: the git commit the run started from (env.json; "+dirty" with local changes).
   wall_s: seconds of the last (resumed) training call, from done.json.
@@ -111,13 +119,14 @@ class PointResult:
   final: Mapping[str, float]
   best: float | None
   best_step: int | None
+  problems: int | None
   by_length: Mapping[int, float]
   train_max: int | None
   commit: str
   wall_s: float | None
 
 
-def _length_of(lengths: Sequence[int], axes: Sequence[str], length_axis: str) -> int:
+def length_of(lengths: Sequence[int], axes: Sequence[str], length_axis: str) -> int:
   if length_axis == "max":
     return max(lengths)
   if length_axis not in axes:
@@ -132,18 +141,25 @@ def exact_by_length(grid: Mapping[str, Any], length_axis: str) -> tuple[dict[int
   hits: dict[int, float] = {}
   counts: dict[int, int] = {}
   for cell in grid["cells"]:
-    n = _length_of(cell["lengths"], grid["axes"], length_axis)
+    n = length_of(cell["lengths"], grid["axes"], length_axis)
     hits[n] = hits.get(n, 0.0) + cell["exact"] * cell["count"]
     counts[n] = counts.get(n, 0) + cell["count"]
-  train_max = _length_of([hi for _, hi in grid["train_ranges"]], grid["axes"], length_axis)
+  train_max = length_of([hi for _, hi in grid["train_ranges"]], grid["axes"], length_axis)
   return {n: hits[n] / max(counts[n], 1) for n in sorted(hits)}, train_max
 
 
-def collect(name: str, axes: Mapping[str, Any], workdir: str, final_step: int, spec: Spec) -> PointResult:
-  """Reads one point's directory (see PointResult)."""
-  rows = []
-  if os.path.exists(os.path.join(workdir, "metrics.jsonl")):
-    rows = [r for r in metrics_lib.read_metrics(workdir) if spec.metric in r]
+def region_problems(grid: Mapping[str, Any], metric: str) -> int:
+  """How many problems of an eval/grid_<step>.json dict the region of `metric` ("..._id",
+  "..._ood" or "..._all") pools."""
+  region = metric.rsplit("_", 1)[-1]
+  return sum(c["count"] for c in grid["cells"] if region == "all" or c["in_distribution"] == (region == "id"))
+
+
+def collect(name: str, axes: Mapping[str, Any], workdir: str, final_step: int, spec: Spec,
+            best_metric: str = "val/exact_ood") -> PointResult:
+  """Reads one point's directory (see PointResult); best_metric: the run's checkpoint.best_metric."""
+  rows = metrics_lib.read_metrics(workdir) if os.path.exists(os.path.join(workdir, "metrics.jsonl")) else []
+  rows = [r for r in rows if spec.metric in r]
   done = os.path.exists(os.path.join(workdir, DONE_FILE))
   commit, wall_s = "", None
   if os.path.exists(os.path.join(workdir, "env.json")):
@@ -152,8 +168,12 @@ def collect(name: str, axes: Mapping[str, Any], workdir: str, final_step: int, s
   if done:
     with open(os.path.join(workdir, DONE_FILE)) as f:
       wall_s = json.load(f).get("wall_s")
-  best_row = max(rows, key=lambda r: r[spec.metric], default=None)
-  final, by_length, train_max = {}, {}, None
+  best_row = final_and_best(rows, best_metric)["best"]
+  final, by_length, train_max, problems = {}, {}, None, None
+  grid_path = os.path.join(workdir, "eval", f"grid_{rows[-1]['step']:07d}.json") if rows else ""
+  if os.path.exists(grid_path):
+    with open(grid_path) as f:
+      problems = region_problems(json.load(f), spec.metric)
   if done:
     final = {k: v for r in rows if r["step"] == final_step for k, v in r.items() if k in SUMMARY_KEYS}
     with open(evaluate_lib.grid_prefix(os.path.join(workdir, "eval"), final_step) + ".json") as f:
@@ -161,7 +181,7 @@ def collect(name: str, axes: Mapping[str, Any], workdir: str, final_step: int, s
   status = "done" if done else (f"partial (step {rows[-1]['step']})" if rows else "not started")
   return PointResult(name=name, axes=dict(axes), workdir=workdir, status=status, final=final,
                      best=None if best_row is None else best_row[spec.metric],
-                     best_step=None if best_row is None else int(best_row["step"]),
+                     best_step=None if best_row is None else int(best_row["step"]), problems=problems,
                      by_length=by_length, train_max=train_max, commit=commit, wall_s=wall_s)
 
 
@@ -191,6 +211,24 @@ def _short_commit(commit: str) -> str:
   return commit[:12] + ("+dirty" if "dirty" in commit else "")
 
 
+def _with_interval(value: float | None, n: int | None) -> str:
+  """'33.8 [28.1, 40.0]': a value in % with its 95% Wilson interval over n problems ("–": none)."""
+  if value is None:
+    return "–"
+  lo, hi = wilson_interval(value * (n or 0), n or 0)
+  return f"{100 * value:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def _median_with_interval(members: Sequence[PointResult], value) -> str:
+  """The median over seeds of value(member) (None: not there) with, for one seed, its Wilson
+  interval, for several, the range over seeds."""
+  pairs = [(value(m), m.problems) for m in members if value(m) is not None]
+  if len(pairs) <= 1:
+    return _with_interval(*(pairs[0] if pairs else (None, None)))
+  values = [v for v, _ in pairs]
+  return f"{100 * statistics.median(values):.1f} (seeds {100 * min(values):.1f}–{100 * max(values):.1f})"
+
+
 def _label(key: Sequence[tuple[str, Any]]) -> str:
   return ", ".join(f"{k}={v}" for k, v in key) or "all"
 
@@ -199,17 +237,18 @@ def summary_table(results: Sequence[PointResult], spec: Spec, references: Sequen
   """Markdown table rows (header first): one per group, ours beside the paper's."""
   digit = spec.metric.replace("exact", "digit")
   axes = [k for k, _ in next(iter(_groups(results, spec)))]
-  header = [*axes, "seeds done", "final (median)", "final (best seed)", "best eval (median)",
-            f"{digit.split('/')[-1]} final (median)", "paper"]
+  header = [*axes, "seeds done", "final (median) [95% CI]", "final (best seed)",
+            "best by validation (median) [95% CI]", f"{digit.split('/')[-1]} final (median)", "paper"]
   rows = [header]
   for key, members in _groups(results, spec).items():
     finals = [m.final[spec.metric] for m in members if spec.metric in m.final]
-    bests = [m.best for m in members if m.status == "done" and m.best is not None]
     digits = [m.final[digit] for m in members if digit in m.final]
     papers = "; ".join(f"{r.label()} {r.source}" + (f" [{r.setting}]" if r.setting else "")
                        for r in matching(references, key)) or "–"
-    rows.append([*(str(v) for _, v in key), f"{len(finals)}/{len(members)}", _pct(finals, statistics.median),
-                 _pct(finals, max), _pct(bests, statistics.median), _pct(digits, statistics.median), papers])
+    rows.append([*(str(v) for _, v in key), f"{len(finals)}/{len(members)}",
+                 _median_with_interval(members, lambda m: m.final.get(spec.metric)), _pct(finals, max),
+                 _median_with_interval(members, lambda m: m.best if m.status == "done" else None),
+                 _pct(digits, statistics.median), papers])
   return rows
 
 
@@ -290,16 +329,21 @@ def write_csv(results: Sequence[PointResult], spec: Spec, references: Sequence[R
   """One row per point: its axes, status, final summary metrics, best headline value, and the
   paper's matching numbers."""
   axes = list(dict.fromkeys(k for r in results for k in r.axes))
-  fields = [*axes, "point", "status", *SUMMARY_KEYS, f"best {spec.metric}", "best step", "paper value",
+  fields = [*axes, "point", "status", *SUMMARY_KEYS, f"{spec.metric} 95% low", f"{spec.metric} 95% high",
+            "problems", f"best-by-validation {spec.metric}", "best-by-validation step",
+            f"best-by-validation {spec.metric} 95% low", f"best-by-validation {spec.metric} 95% high", "paper value",
             "paper source", "workdir"]
   with open(path, "w", newline="") as f:
     writer = csv.writer(f)
     writer.writerow(fields)
     for r in results:
       refs = matching(references, group_key(r.axes, spec))
+      interval = lambda value: ["", ""] if value is None else list(wilson_interval(value * (r.problems or 0),
+                                                                                   r.problems or 0))
       writer.writerow([*(r.axes.get(k, "") for k in axes), r.name, r.status,
-                       *(r.final.get(k, "") for k in SUMMARY_KEYS), "" if r.best is None else r.best,
-                       "" if r.best_step is None else r.best_step, "; ".join(str(x.value) for x in refs),
+                       *(r.final.get(k, "") for k in SUMMARY_KEYS), *interval(r.final.get(spec.metric)),
+                       "" if r.problems is None else r.problems, "" if r.best is None else r.best,
+                       "" if r.best_step is None else r.best_step, *interval(r.best), "; ".join(str(x.value) for x in refs),
                        "; ".join(x.source for x in refs), r.workdir])
 
 
@@ -309,7 +353,8 @@ def write(workdir: str, planned: Sequence[Any], spec: Spec, references: Sequence
   .point (axes, name), .cfg and .workdir, see arithlab.sweep.plan); returns report.md's path."""
   if spec.metric not in SUMMARY_KEYS:
     raise ValueError(f"report metric {spec.metric!r} unknown; choose one of: {', '.join(SUMMARY_KEYS)}")
-  results = [collect(p.point.name, p.point.axes, p.workdir, p.cfg.train.steps, spec) for p in planned]
+  results = [collect(p.point.name, p.point.axes, p.workdir, p.cfg.train.steps, spec,
+                     p.cfg.get("checkpoint", {}).get("best_metric", "val/exact_ood")) for p in planned]
   os.makedirs(workdir, exist_ok=True)
   write_csv(results, spec, references, os.path.join(workdir, "report.csv"))
   done = sum(r.status == "done" for r in results)
@@ -317,8 +362,11 @@ def write(workdir: str, planned: Sequence[Any], spec: Spec, references: Sequence
            f"Rebuild: `python -m arithlab.sweep --config={title} --workdir=DIR` (one point: `--point=I`; "
            "each point's exact command is in its point.json).", "",
            f"{done} of {len(results)} points finished. Headline: `{spec.metric}` "
-           f"({METRIC_NAMES[spec.metric]}), in %, at the final step and at the best evaluation; "
-           "median and best over seeds. `paper` is the paper's number for that setting (see the list below).",
+           f"({METRIC_NAMES[spec.metric]}), in %, at the final step and at the checkpoint the validation set "
+           "chose as best (never chosen on the test grid); median and best over seeds. In brackets: the 95% "
+           "Wilson interval over the test problems of the metric's region (one seed), or the range over seeds "
+           "(each seed's interval is in the point list). `paper` is the paper's number for that setting "
+           "(see the list below).",
            "", _markdown(summary_table(results, spec, references)), ""]
   if plot_lengths(results, spec, references, os.path.join(workdir, "report_length.png")):
     parts += ["![exact match vs length](report_length.png)", ""]
@@ -328,9 +376,10 @@ def write(workdir: str, planned: Sequence[Any], spec: Spec, references: Sequence
             _markdown([["where", "value", "source", "paper's setting"]] + [
                 [_label(tuple(r.where.items())), r.label(), r.source, r.setting or "–"] for r in references]),
             "", "## Points", "",
-            _markdown([["point", "status", f"final {spec.metric}", "best (step)", "train s", "commit", "directory"]] + [
-                [r.name, r.status, _pct([r.final[spec.metric]], max) if spec.metric in r.final else "–",
-                 "–" if r.best is None else f"{100 * r.best:.1f} ({r.best_step})",
+            _markdown([["point", "status", f"final {spec.metric} [95% CI]", "best by validation [95% CI] (step)",
+                        "train s", "commit", "directory"]] + [
+                [r.name, r.status, _with_interval(r.final.get(spec.metric), r.problems),
+                 "–" if r.best is None else f"{_with_interval(r.best, r.problems)} ({r.best_step})",
                  "–" if r.wall_s is None else f"{r.wall_s:.0f}", _short_commit(r.commit),
                  os.path.relpath(r.workdir, workdir)] for r in results]), ""]
   path = os.path.join(workdir, "report.md")

@@ -61,6 +61,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from arithlab import config, process, report
+from data_gen import pipeline
 from arithlab.train import loop
 from arithlab.train import metrics as metrics_lib
 from arithlab.train import rundir
@@ -85,16 +86,53 @@ def budget(arg: str | None, experiment: str) -> str:
   return arg
 
 
+MIN_PER_LENGTH = 100  # problems every reported length pools (a :small grid's short lengths get more per cell)
+MIN_PER_CELL = 100  # problems per cell of a full-budget grid
+VAL_PROBLEMS = 1000  # about how many validation problems a :small grid holds (at least one per cell)
+
+
 def small(cfg: ml_collections.ConfigDict, *, steps: int = 4000, n_per_cell: int, eval_batch: int,
           **model: Any) -> ml_collections.ConfigDict:
   """Shrinks an experiment's config in place to the usual `:small` budget (minutes on a 2-core
   CPU): a 2-layer width-128 model (4 heads, d_ff 512; `model` changes other model fields),
   `steps` steps of batch 64 at lr 1e-3 after 200 warmup steps, evaluated at half time and at
-  the end on `n_per_cell` problems per cell, `eval_batch` rows per decoder call. Returns cfg."""
+  the end on `n_per_cell` problems per cell, raised so that every length pools MIN_PER_LENGTH
+  (`config.cell_counts`), `eval_batch` rows per decoder call, and about VAL_PROBLEMS validation
+  problems over the grid (eval.lengths must be set). Returns cfg."""
   cfg.model.update(layers=2, d_model=128, heads=4, d_ff=512, **model)
   cfg.train.update(steps=steps, batch_size=64, lr=1e-3, warmup_steps=200)
-  cfg.eval.update(every=steps // 2, n_per_cell=n_per_cell, batch_size=eval_batch)
+  cells = len(config.cell_counts(cfg))
+  cfg.eval.update(every=steps // 2, n_per_cell=n_per_cell, batch_size=eval_batch, min_per_length=MIN_PER_LENGTH,
+                  val_n_per_cell=-(-VAL_PROBLEMS // cells))
   return cfg
+
+
+def check_problem_counts(cfg: ml_collections.ConfigDict, size: str, length_axis: str = "max") -> None:
+  """The evaluation protocol's sample sizes: a full-budget grid has at least MIN_PER_CELL problems
+  in every cell, a :small one pools at least MIN_PER_LENGTH at every length its report shows
+  (`length_axis` as in `report.Spec`); :micro is not checked.
+
+  Raises:
+    ValueError: naming the budget, the cell or length, its count and the eval field to raise.
+  """
+  if size == "micro":
+    return
+  counts = config.cell_counts(cfg)
+  if size == "full":
+    short = {cell: n for cell, n in counts.items() if n < MIN_PER_CELL}
+    if short:
+      raise ValueError(f"full budget: {len(short)} eval cells have fewer than {MIN_PER_CELL} problems (e.g. "
+                       f"{next(iter(short.items()))}); raise eval.n_per_cell")
+    return
+  axes = pipeline.build(cfg.data).sources[0].task.length_axes
+  pooled: dict[int, int] = {}
+  for cell, n in counts.items():
+    length = report.length_of(cell, axes, length_axis)
+    pooled[length] = pooled.get(length, 0) + n
+  short = {length: n for length, n in pooled.items() if n < MIN_PER_LENGTH}
+  if short:
+    raise ValueError(f"{size} budget: lengths {sorted(short)} pool fewer than {MIN_PER_LENGTH} problems "
+                     f"({short}); raise eval.min_per_length or eval.n_per_cell")
 
 
 def micro(cfg: ml_collections.ConfigDict, eval_lengths: Mapping[str, tuple[int, int]]) -> ml_collections.ConfigDict:

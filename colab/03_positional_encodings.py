@@ -101,11 +101,11 @@ def base_config():
   cfg.model.update(layers=2, d_model=128, heads=4, d_ff=512, max_len=64)
   cfg.train.update(steps=3000, batch_size=128, lr=1e-3, warmup_steps=100, log_every=250)
   cfg.eval.update(every=0, n_per_cell=32, batch_size=512)  # evaluate once, at the end
-  cfg.checkpoint.update(every=3000, keep=1, best_metric="eval/exact_ood")
+  cfg.checkpoint.update(every=3000, keep=1, best_metric="val/exact_ood")
   if SMALL:
     cfg.model.update(d_model=32, d_ff=64)
     cfg.train.update(steps=10, batch_size=16, warmup_steps=2, log_every=5)
-    cfg.eval.update(n_per_cell=4, batch_size=64)
+    cfg.eval.update(n_per_cell=4, batch_size=64, val_n_per_cell=4)
   return cfg
 
 

@@ -18,7 +18,10 @@ Two mechanisms keep evaluation problems out of training:
      problems, redrawing the others with the cell's exact lengths. A cell outside the box
      needs no filter: its operand lengths differ from every training problem's.
    Small cells (1-digit + 1-digit: 100 problems) hold few distinct held-out problems, so
-   their N samples repeat them; a cell with none raises a ValueError. `holdout = 0` switches
+   their N samples repeat them; a cell with none raises a ValueError.
+3. Validation cells (for choosing the best checkpoint) come from the same held-out part
+   through their own stream (`VAL_DOMAIN`), and `sample_cell(..., exclude_E=)` rejects every
+   problem of the test cell (compared by hash), so no validation problem is a test problem. `holdout = 0` switches
    the split off (for tasks whose problem is fixed by its lengths, such as `a a a -> 1 2 3`
    counting, disjointness then comes from the lengths alone).
 """
@@ -35,6 +38,7 @@ from data_gen.text import Number, Problem
 TRAIN_DOMAIN = 0
 EVAL_DOMAIN = 1
 SET_DOMAIN = 2  # fixed training sets and their epoch shuffles (data_gen.train_set)
+VAL_DOMAIN = 3  # validation problems (data_gen.pipeline.validation_grid)
 MAX_ROUNDS = 32  # redraw rounds before a cell is declared (almost) empty
 
 
@@ -157,30 +161,35 @@ def sample_training(task, rng: np.random.Generator, ranges: Sequence[tuple[int, 
 
 
 def sample_held_out(task, rng: np.random.Generator, lengths_BxK: np.ndarray, *,
-                    holdout: float) -> Problem:
+                    holdout: float, exclude_E: np.ndarray | None = None) -> Problem:
   """Problems at exactly the given lengths, every one of them held out (for evaluation).
 
-  Rows outside the held-out part are redrawn with their own lengths, several candidates per
-  row per round, vectorized; the result is a deterministic function of `rng`.
+  Rows outside the held-out part (or excluded) are redrawn with their own lengths, several
+  candidates per row per round, vectorized; the result is a deterministic function of `rng`.
 
   Args:
     task: a task with `sample(rng, lengths_BxK) -> Problem`.
     lengths_BxK: int, one length per length axis for each row.
-    holdout: the held-out fraction in (0, 1).
+    holdout: the held-out fraction in (0, 1), or 0: no hash filter (with exclude_E).
+    exclude_E: uint64 `problem_hash`es of problems never to return, or None.
   Returns:
     A Problem of batch B.
   Raises:
-    ValueError: some lengths have (almost) no held-out problem.
+    ValueError: some lengths have (almost) no held-out problem that is not excluded.
   """
-  tries = math.ceil(3.0 / holdout)
+  def good(candidates: Problem) -> np.ndarray:
+    ok = held_out(candidates, holdout) if holdout > 0 else np.ones(candidates.batch, bool)
+    return ok if exclude_E is None else ok & ~np.isin(problem_hash(candidates), exclude_E)
+
+  tries = math.ceil(3.0 / holdout) if holdout > 0 else 8
   problem = task.sample(rng, lengths_BxK)
-  ok_B = held_out(problem, holdout)
+  ok_B = good(problem)
   for _ in range(MAX_ROUNDS):
     redo_R = np.flatnonzero(~ok_B)
     if redo_R.size == 0:
       return problem
     candidates = task.sample(rng, np.repeat(lengths_BxK[redo_R], tries, axis=0))
-    good_RxN = held_out(candidates, holdout).reshape(redo_R.size, tries)
+    good_RxN = good(candidates).reshape(redo_R.size, tries)
     found_R = good_RxN.any(axis=1)
     source_B = np.arange(problem.batch)
     source_B[redo_R[found_R]] = problem.batch + (np.arange(redo_R.size) * tries
@@ -188,9 +197,10 @@ def sample_held_out(task, rng: np.random.Generator, lengths_BxK: np.ndarray, *,
     problem = concat(problem, candidates).take(source_B)
     ok_B[redo_R[found_R]] = True
   raise ValueError(
-      f"no held-out problem found for lengths {lengths_BxK[~ok_B][0].tolist()} of task "
-      f"{problem.op!r} with holdout={holdout}: the task has too few distinct problems at these "
-      "lengths; set holdout=0 (disjointness then comes from lengths only) or change the lengths")
+      f"no held-out problem {'outside the test cell ' if exclude_E is not None else ''}found for lengths "
+      f"{lengths_BxK[~ok_B][0].tolist()} of task {problem.op!r} with holdout={holdout}: the task has too few "
+      "distinct problems at these lengths; set holdout=0 (disjointness then comes from lengths only) or change "
+      "the lengths")
 
 
 def in_box(cell: Sequence[int], ranges: Sequence[Sequence[int]]) -> bool:
@@ -204,22 +214,24 @@ def cells(ranges: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
 
 
 def sample_cell(task, cell: Sequence[int], n: int, *, rng: np.random.Generator, holdout: float,
-                train_ranges: Sequence[Sequence[int]]) -> Problem:
+                train_ranges: Sequence[Sequence[int]], exclude_E: np.ndarray | None = None) -> Problem:
   """N problems with exactly the lengths of `cell`, disjoint from training data.
 
   Args:
     task: a task with `sample(rng, lengths_BxK)` and `length_axes`.
     cell: one length per length axis.
     n: the number of problems.
-    rng: the cell's stream, `derive_rng(seed, EVAL_DOMAIN, *cell)`.
+    rng: the cell's stream, `derive_rng(seed, EVAL_DOMAIN or VAL_DOMAIN, *cell)`.
     holdout: the hash-split fraction (0 = no split).
     train_ranges: the training (min, max) per length axis.
+    exclude_E: uint64 `problem_hash`es never to return (a validation cell: its test cell's), or None.
   Returns:
     A Problem of batch n.
   """
   if len(cell) != len(task.length_axes):
     raise ValueError(f"cell {tuple(cell)} needs one length per axis {tuple(task.length_axes)}")
   lengths_NxK = np.tile(np.asarray(cell, np.int64), (n, 1))
-  if holdout > 0 and in_box(cell, train_ranges):
-    return sample_held_out(task, rng, lengths_NxK, holdout=holdout)
+  split = holdout if in_box(cell, train_ranges) else 0.0
+  if split > 0 or exclude_E is not None:
+    return sample_held_out(task, rng, lengths_NxK, holdout=split, exclude_E=exclude_E)
   return task.sample(rng, lengths_NxK)

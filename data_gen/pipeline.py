@@ -20,12 +20,12 @@ Batch contract (NumPy; docs/methods.md#the-data-pipeline):
     of cfg.bucket), positions int32 [B, T(, L)] (0 at PAD), loss_mask float32 [B, T].
   eval: prompt int32 [B, P] left-padded, prompt_positions int32 [B, P(, L)], answer int32
     [B, A] (answer tokens, EOS, PAD...), answer_positions int32 [B, A(, L)], digit_mask bool
-    [B, A].
+    [B, A], final_mask bool [B, A] (the tokens that score the final answer; see `final_start`).
 """
 
 import dataclasses
 import inspect
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import ml_collections
 import numpy as np
@@ -317,9 +317,32 @@ def _gather(x: np.ndarray, index_BxN: np.ndarray, valid_BxN: np.ndarray) -> np.n
   return np.where(valid_BxN.reshape(valid_BxN.shape + (1,) * (x.ndim - 2)), out, 0)
 
 
-def eval_arrays(tb: TokenBatch, ids: np.ndarray) -> dict[str, np.ndarray]:
-  """Splits encoded examples into the eval layout (prompt left-padded, answer right-padded)."""
+def final_start(pipe: Pipeline, tb: TokenBatch) -> np.ndarray | None:
+  """int [B]: where each row's final answer is introduced, or None when the whole answer is final.
+
+  Without a scratchpad the whole target is the answer. After a scratchpad the final answer is
+  the problem's answer number, the first target token that belongs to a number (a scratchpad's
+  intermediate digits belong to none), together with the run of non-digit tokens before it that
+  introduces it (`.\n` of `...C->0.\n495`, ` , END\n</scratch>\n` of the detailed one).
+  """
+  if not pipe.spec.scratchpad:
+    return None
+  t_T = np.arange(tb.tokens_BxT.shape[1])
+  answer_B = np.where(tb.target_BxT & (tb.num_BxT >= 0), t_T, t_T.size).min(axis=1)
+  digit_V = np.array([s.isdigit() for s in pipe.tokenizer.vocab])
+  digit_BxT = digit_V[tb.tokens_BxT] | ~tb.target_BxT
+  last_digit_B = np.where(digit_BxT & (t_T < answer_B[:, None]), t_T, -1).max(axis=1)
+  return last_digit_B + 1
+
+
+def eval_arrays(tb: TokenBatch, ids: np.ndarray, final_B: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  """Splits encoded examples into the eval layout (prompt left-padded, answer right-padded).
+
+  final_B: int [B], the token where each row's final answer (with what introduces it) starts
+  (`final_start`); None: the whole answer is final. final_mask marks it and EOS.
+  """
   start_B = _split_prompt(tb)
+  final_B = start_B if final_B is None else final_B
   answer_B = tb.length_B - start_B
   p, a = int(start_B.max()), int(answer_B.max())
   j_P, j_A = np.arange(p)[None, :], np.arange(a)[None, :]
@@ -331,6 +354,7 @@ def eval_arrays(tb: TokenBatch, ids: np.ndarray) -> dict[str, np.ndarray]:
       "answer": _gather(tb.tokens_BxT, answer_src, answer_ok).astype(np.int32),
       "answer_positions": _gather(ids, answer_src, answer_ok).astype(np.int32),
       "digit_mask": _gather(tb.sig_BxT >= 0, answer_src, answer_ok).astype(bool),
+      "final_mask": answer_ok & (answer_src >= final_B[:, None]),
   }
 
 
@@ -342,22 +366,58 @@ def eval_batch(cfg: ml_collections.ConfigDict, cell: Sequence[int], n: int, *,
     cfg: a data config; cell: one length per length axis of cfg.task; n: rows; seed: eval seed.
   Returns:
     prompt int32 [n, P], prompt_positions int32 [n, P(, L)], answer int32 [n, A],
-    answer_positions int32 [n, A(, L)], digit_mask bool [n, A]; positions from the rule in
-    test mode (train=False).
+    answer_positions int32 [n, A(, L)], digit_mask bool [n, A], final_mask bool [n, A]; positions
+    from the rule in test mode (train=False).
   """
   return eval_grid(cfg, [cell], n, seed=seed)[tuple(int(c) for c in cell)]
 
 
-def eval_grid(cfg: ml_collections.ConfigDict, cells: Sequence[Sequence[int]], n: int, *,
-              seed: int) -> dict[tuple[int, ...], dict[str, np.ndarray]]:
-  """`eval_batch` for every cell: {cell tuple: eval dict}. Each cell has its own random stream."""
+def eval_grid(cfg: ml_collections.ConfigDict, cells: Sequence[Sequence[int]], n: int | Mapping[tuple[int, ...], int],
+              *, seed: int) -> dict[tuple[int, ...], dict[str, np.ndarray]]:
+  """`eval_batch` for every cell: {cell tuple: eval dict}. Each cell has its own random stream.
+  n: rows per cell, or {cell: rows}."""
   pipe = build(cfg)
-  main = pipe.sources[0]
   out = {}
   for cell in cells:
     cell = tuple(int(c) for c in cell)
     rng = grid.derive_rng(seed, grid.EVAL_DOMAIN, *cell)
-    problem = grid.sample_cell(main.task, cell, n, rng=rng, holdout=main.holdout,
-                               train_ranges=main.ranges)
-    out[cell] = eval_arrays(*encode(pipe, main, problem, rng, train=False))
+    out[cell] = _encode_eval(pipe, _cell_problem(pipe, cell, _count(n, cell), rng), rng)
   return out
+
+
+def validation_grid(cfg: ml_collections.ConfigDict, cells: Sequence[Sequence[int]], n: int, *, seed: int,
+                    test_n: int | Mapping[tuple[int, ...], int], test_seed: int
+                    ) -> dict[tuple[int, ...], dict[str, np.ndarray]]:
+  """N validation problems per cell in the eval layout, for choosing the best checkpoint.
+
+  They come from the same part of the hash split as the test cells of `eval_grid(cfg, cells,
+  test_n, seed=test_seed)` (held out from training), through their own stream (seed,
+  VAL_DOMAIN, cell), and none of them is a problem of the test cell. A cell whose problems are
+  (almost) all in its test cell (a 1 + 1 digit cell holds 100) is left out.
+  """
+  pipe = build(cfg)
+  out = {}
+  for cell in cells:
+    cell = tuple(int(c) for c in cell)
+    test = _cell_problem(pipe, cell, _count(test_n, cell), grid.derive_rng(test_seed, grid.EVAL_DOMAIN, *cell))
+    rng = grid.derive_rng(seed, grid.VAL_DOMAIN, *cell)
+    try:
+      problem = _cell_problem(pipe, cell, n, rng, exclude_E=np.unique(grid.problem_hash(test)))
+    except ValueError:  # no problem left outside the test cell
+      continue
+    out[cell] = _encode_eval(pipe, problem, rng)
+  return out
+
+
+def _count(n: int | Mapping[tuple[int, ...], int], cell: tuple[int, ...]) -> int:
+  return int(n) if isinstance(n, (int, np.integer)) else int(n[cell])
+
+
+def _cell_problem(pipe: Pipeline, cell: tuple[int, ...], n: int, rng: np.random.Generator, **exclude):
+  main = pipe.sources[0]
+  return grid.sample_cell(main.task, cell, n, rng=rng, holdout=main.holdout, train_ranges=main.ranges, **exclude)
+
+
+def _encode_eval(pipe: Pipeline, problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
+  tb, ids = encode(pipe, pipe.sources[0], problem, rng, train=False)
+  return eval_arrays(tb, ids, final_start(pipe, tb))

@@ -6,7 +6,10 @@ the builder writes `array_record` files and the reader uses `builder.as_data_sou
 Layout on disk: `<data_dir>/arithlab_eval/1.0.0/`, one TFDS split per cell (cell (3, 5) is
 split `len_3_5`), one record per example holding that example's unpadded rows of the eval
 batch (see `data_gen.pipeline.eval_batch`). `metadata.json` records the data config, the cells,
-`n_per_cell`, the seed, the position levels and a SHA-256 checksum of every cell's arrays.
+`n_per_cell`, the seed, the position levels, the stored fields and a SHA-256 checksum of every
+cell's arrays. Sets written before the eval layout had `final_mask` (no "fields" in their
+metadata) still read: their whole answer is final, which is what it is without a scratchpad; a
+scratchpad set of that age is refused (it cannot say where its final answer starts).
 A set is never overwritten: writing to a directory that holds a different set raises, and a
 corrupt or truncated set raises a ValueError naming its path (nothing is deleted).
 """
@@ -26,7 +29,10 @@ from data_gen.tokenizers import PAD_ID
 
 NAME = "arithlab_eval"
 VERSION = "1.0.0"
-FIELDS = ("prompt", "prompt_positions", "answer", "answer_positions", "digit_mask")
+FIELDS = ("prompt", "prompt_positions", "answer", "answer_positions", "digit_mask", "final_mask")
+FIELDS_BEFORE_FINAL_MASK = FIELDS[:5]  # what sets without "fields" in their metadata hold
+DTYPES = {"prompt": np.int32, "prompt_positions": np.int32, "answer": np.int32, "answer_positions": np.int32,
+          "digit_mask": np.bool_, "final_mask": np.bool_}
 # Data-config fields that decide what an eval batch holds (tokens, positions, task token) and
 # which problems training may see; the others (loss, bucket, max_len, ...) do not matter.
 MATCHING_FIELDS = ("task", "task_options", "format", "tokenizer", "positions", "position_options",
@@ -43,9 +49,9 @@ def dataset_path(data_dir: str) -> str:
   return os.path.join(data_dir, NAME, VERSION)
 
 
-def _checksum(batch: Mapping[str, np.ndarray]) -> str:
+def _checksum(batch: Mapping[str, np.ndarray], fields: Sequence[str]) -> str:
   digest = hashlib.sha256()
-  for key in FIELDS:
+  for key in fields:
     array = np.ascontiguousarray(batch[key])
     digest.update(f"{key}{array.dtype}{array.shape}".encode())
     digest.update(array.tobytes())
@@ -53,43 +59,36 @@ def _checksum(batch: Mapping[str, np.ndarray]) -> str:
 
 
 def _unpad_rows(batch: Mapping[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
-  """Yields each row of an eval batch without its padding, positions flattened to 1-D."""
-  prompt_real_BxP = batch["prompt"] != PAD_ID
-  answer_real_BxA = batch["answer"] != PAD_ID
+  """Yields each row of an eval batch (its FIELDS) without its padding, positions flattened to 1-D."""
+  real = {"prompt": batch["prompt"] != PAD_ID, "answer": batch["answer"] != PAD_ID}
   for b in range(batch["prompt"].shape[0]):
-    p, a = prompt_real_BxP[b], answer_real_BxA[b]
-    yield {
-        "prompt": batch["prompt"][b][p],
-        "prompt_positions": batch["prompt_positions"][b][p].reshape(-1),
-        "answer": batch["answer"][b][a],
-        "answer_positions": batch["answer_positions"][b][a].reshape(-1),
-        "digit_mask": batch["digit_mask"][b][a],
-    }
+    yield {key: batch[key][b][real[_part(key)][b]].reshape(-1) for key in FIELDS}
+
+
+def _part(key: str) -> str:
+  """"prompt" or "answer": which part of a row a field belongs to."""
+  return "prompt" if key.startswith("prompt") else "answer"
 
 
 def _pad_rows(rows: Sequence[Mapping[str, np.ndarray]], levels: int) -> dict[str, np.ndarray]:
-  """Inverse of `_unpad_rows`: prompts left-padded, answers right-padded (to the longest row)."""
-  def stack(key: str, width: int, left: bool, dtype) -> np.ndarray:
+  """Inverse of `_unpad_rows`: prompts left-padded, answers right-padded (to the longest row).
+  Rows without final_mask (older sets) get the whole answer as final."""
+  def stack(key: str, width: int) -> np.ndarray:
     trailing = (levels,) if levels and key.endswith("positions") else ()
-    out = np.zeros((len(rows), width) + trailing, dtype)
+    out = np.zeros((len(rows), width) + trailing, DTYPES[key])
     for b, row in enumerate(rows):
       values = np.asarray(row[key]).reshape((-1,) + trailing)
       n = values.shape[0]
-      if left:
+      if _part(key) == "prompt":
         out[b, width - n:] = values
       else:
         out[b, :n] = values
     return out
 
-  p = max(len(row["prompt"]) for row in rows)
-  a = max(len(row["answer"]) for row in rows)
-  return {
-      "prompt": stack("prompt", p, True, np.int32),
-      "prompt_positions": stack("prompt_positions", p, True, np.int32),
-      "answer": stack("answer", a, False, np.int32),
-      "answer_positions": stack("answer_positions", a, False, np.int32),
-      "digit_mask": stack("digit_mask", a, False, bool),
-  }
+  width = {part: max(len(row[part]) for row in rows) for part in ("prompt", "answer")}
+  out = {key: stack(key, width[_part(key)]) for key in FIELDS if key in rows[0]}
+  out.setdefault("final_mask", out["answer"] != PAD_ID)
+  return out
 
 
 class FrozenBuilder(tfds.core.GeneratorBasedBuilder):
@@ -123,11 +122,7 @@ class ArithlabEval(FrozenBuilder):
         description="arithlab frozen evaluation grid (one split per length cell)",
         features=tfds.features.FeaturesDict({
             "index": tfds.features.Scalar(dtype=np.int64),
-            "prompt": vector(np.int32),
-            "prompt_positions": vector(np.int32),
-            "answer": vector(np.int32),
-            "answer_positions": vector(np.int32),
-            "digit_mask": vector(np.bool_),
+            **{key: vector(DTYPES[key]) for key in FIELDS},
         }),
         disable_shuffling=True,
         metadata=tfds.core.MetadataDict(self._metadata),
@@ -193,8 +188,8 @@ def write_eval_set(cfg: ml_collections.ConfigDict, cells: Sequence[Sequence[int]
   grid = pipeline.eval_grid(cfg, cells, n_per_cell, seed=seed)
   batches = {split_name(cell): batch for cell, batch in grid.items()}
   positions = next(iter(batches.values()))["prompt_positions"]
-  metadata = dict(spec, levels=positions.shape[2] if positions.ndim == 3 else 0,
-                  checksums={name: _checksum(batch) for name, batch in batches.items()})
+  metadata = dict(spec, levels=positions.shape[2] if positions.ndim == 3 else 0, fields=list(FIELDS),
+                  checksums={name: _checksum(batch, FIELDS) for name, batch in batches.items()})
   builder = ArithlabEval(batches=batches, metadata=metadata, data_dir=data_dir)
   with tempfile.TemporaryDirectory() as downloads:
     builder.download_and_prepare(download_dir=downloads)
@@ -221,9 +216,10 @@ def read_eval_set(data_dir: str, cfg: ml_collections.ConfigDict | None = None
     {cell: batch} where cell is a tuple of lengths and batch is the eval dict of
     `pipeline.eval_batch`: prompt int32 [N, P] (left-padded), prompt_positions int32
     [N, P(, L)], answer int32 [N, A] (answer + EOS, right-padded), answer_positions int32
-    [N, A(, L)], digit_mask bool [N, A].
+    [N, A(, L)], digit_mask bool [N, A], final_mask bool [N, A].
   Raises:
-    ValueError: the directory holds no set, or a corrupt/truncated one (the path is named).
+    ValueError: the directory holds no set, or a corrupt/truncated one (the path is named), or a
+      scratchpad set written before final_mask existed.
   """
   path = dataset_path(data_dir)
   if not os.path.isdir(path):
@@ -235,6 +231,11 @@ def read_eval_set(data_dir: str, cfg: ml_collections.ConfigDict | None = None
     if differ:
       raise ValueError(f"eval set at {path} was written for another data config: fields {differ} "
                        f"differ ({ {f: theirs.get(f) for f in differ} } there)")
+  fields = metadata.get("fields", FIELDS_BEFORE_FINAL_MASK)
+  if "final_mask" not in fields and "scratchpad" in metadata["data_config"]["format"]:
+    raise ValueError(f"eval set at {path} (format {metadata['data_config']['format']!r}) predates final-answer "
+                     "scoring: it cannot say where the final answer after the scratchpad starts; write it again "
+                     "with write_eval_set into another data_dir")
   out = {}
   try:
     sources = tfds.builder_from_directory(path).as_data_source()
@@ -245,7 +246,7 @@ def read_eval_set(data_dir: str, cfg: ml_collections.ConfigDict | None = None
       if len(rows) != metadata["n_per_cell"] or [int(r["index"]) for r in rows] != list(range(len(rows))):
         raise ValueError(f"split {name} holds {len(rows)} examples, expected {metadata['n_per_cell']}")
       batch = _pad_rows(rows, metadata["levels"])
-      if _checksum(batch) != metadata["checksums"][name]:
+      if _checksum(batch, fields) != metadata["checksums"][name]:
         raise ValueError(f"split {name} does not match its checksum")
       out[tuple(cell)] = batch
   except Exception as e:  # TFDS / array_record raise many types on damaged files.

@@ -48,7 +48,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.model.update(layers=6, d_model=256, heads=8, d_ff=1024, encoding="rope")
   cfg.train.update(steps=20000, batch_size=128, lr=5e-4, warmup_steps=500)
   cfg.eval.update(every=5000, n_per_cell=100, batch_size=1000)
-  cfg.checkpoint.update(every=5000, keep=1, best_metric="eval/exact_ood")
+  cfg.checkpoint.update(every=5000, keep=1, best_metric="val/exact_ood")
   if size == "small":
     sweep.small(cfg, n_per_cell=32, eval_batch=960)
   elif size == "micro":

@@ -8,8 +8,7 @@ digit more and reversed (`0123+4567=09640`), one token per digit, loss on the an
 IDs: digit of significance i gets s + 1 + i, `+` and `=` get s, with s ~ U[1, max_pos - len]
 in training and s = 1 at test; a learned table over the IDs. Baselines: NoPE and RoPE on
 sequential positions. Full budget (our reading, unverified): 6 layers x 512, 8 heads,
-50,000 steps of 256, max_pos 256, 2 problems per cell of the 200 x 200 grid (a length n pools
-2(2n-1) problems), 3 seeds. `:small` (2-core CPU): 2 layers x 128, train 1-5, test to 15,
+50,000 steps of 256, max_pos 256, 100 problems per cell of the 200 x 200 grid, 3 seeds. `:small` (2-core CPU): 2 layers x 128, train 1-5, test to 15,
 max_pos 20, 4,000 steps of 64, one seed.
 """
 
@@ -41,8 +40,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.eval.lengths = {"len_0": (1, test_max), "len_1": (1, test_max)}
   cfg.model.update(layers=6, d_model=512, heads=8, d_ff=2048, encoding="coupling", max_len=max_pos + 1)
   cfg.train.update(steps=50000, batch_size=256, lr=1e-4, warmup_steps=1000)
-  cfg.eval.update(every=10000, n_per_cell=2, batch_size=1024)
-  cfg.checkpoint.update(every=10000, keep=1, best_metric="eval/exact_ood")
+  cfg.eval.update(every=10000, n_per_cell=100, batch_size=1024)
+  cfg.checkpoint.update(every=10000, keep=1, best_metric="val/exact_ood")
   if size == "small":
     sweep.small(cfg, n_per_cell=4, eval_batch=900)
   elif size == "micro":

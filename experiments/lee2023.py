@@ -75,12 +75,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.model = models.lee_config(cfg.model.vocab_size)
   cfg.model.max_len = 320  # the detailed scratchpad of two 3-digit numbers is 284 tokens
   cfg.train.update(steps=5000, batch_size=256, lr=1e-3, warmup_steps=100, b2=0.99, end_lr_ratio=0.1)
-  cfg.eval.update(every=1000, n_per_cell=100, batch_size=900)
-  cfg.checkpoint.update(every=1000, keep=1, best_metric="eval/exact_id")
+  cfg.eval.update(every=1000, n_per_cell=100, batch_size=900, val_n_per_cell=100)
+  cfg.checkpoint.update(every=1000, keep=1, best_metric="val/exact_id")
   if size == "small":
     cfg.model.update(layers=2, d_model=128, heads=4, d_ff=512, dropout=0.1)
     cfg.train.update(steps=3000, batch_size=64)
-    cfg.eval.update(every=1000, n_per_cell=50, batch_size=450)
+    cfg.eval.update(every=1000, n_per_cell=100, batch_size=450, val_n_per_cell=50)
   elif size == "micro":
     sweep.micro(cfg, {"len_0": (3, 3), "len_1": (3, 3)})
   return cfg

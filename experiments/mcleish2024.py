@@ -10,7 +10,7 @@ of each number gets j, plus one training offset k ~ U{0..100} per batch) index a
 added to the token embeddings; `fire` and `none` (NoPE) read sequential positions.
 Full budget (our reading of the paper, unverified: the paper trains for one GPU-day): 16
 layers x 1024, 16 heads, or a looped block of 8 layers applied twice with input injection;
-50,000 steps of 256 at lr 1e-4; 16 problems per cell (a length n pools 16(2n-1)). Sweep:
+50,000 steps of 256 at lr 1e-4; 100 problems per cell. Sweep:
 architecture x encoding x 3 seeds. `:small` (2-core CPU): standard 2 layers x 128, train
 1-5 digits, test to 15, offsets up to 20, 5,000 steps of 64, one seed.
 """
@@ -46,8 +46,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.eval.lengths = {"len_0": (1, test_max), "len_1": (1, test_max)}
   cfg.model.update(layers=16, d_model=1024, heads=16, d_ff=2048, encoding="abacus", max_len=256)
   cfg.train.update(steps=50000, batch_size=256, lr=1e-4, warmup_steps=1000)
-  cfg.eval.update(every=10000, n_per_cell=16, batch_size=1024)
-  cfg.checkpoint.update(every=10000, keep=1, best_metric="eval/exact_ood")
+  cfg.eval.update(every=10000, n_per_cell=100, batch_size=1024)
+  cfg.checkpoint.update(every=10000, keep=1, best_metric="val/exact_ood")
   if size == "small":
     sweep.small(cfg, steps=5000, n_per_cell=4, eval_batch=900)
   elif size == "micro":

@@ -27,11 +27,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.model.update(layers=2, d_model=128, heads=4, d_ff=512, encoding="rope", max_len=64)
   cfg.train.update(steps=3000, batch_size=128, lr=1e-3, warmup_steps=100, weight_decay=0.1, log_every=100)
   cfg.eval.update(every=1000, n_per_cell=100, batch_size=800)
-  cfg.checkpoint.update(every=1000, keep=1, best_metric="eval/exact_id")
+  cfg.checkpoint.update(every=1000, keep=1, best_metric="val/exact_id")
   if arg == "smoke":
     cfg.model.update(d_model=32, d_ff=64)
     cfg.train.update(steps=6, batch_size=16, warmup_steps=2, log_every=2)
-    cfg.eval.update(every=3, n_per_cell=8, batch_size=80)
+    cfg.eval.update(every=3, n_per_cell=8, batch_size=80, val_n_per_cell=8)
     cfg.data.train_lengths = {"len_0": (1, 2), "len_1": (1, 2)}
     cfg.eval.lengths = {"len_0": (1, 3), "len_1": (1, 3)}
     cfg.checkpoint.update(every=3)

@@ -48,11 +48,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.eval.lengths = {"length": (1, test_max)}
   cfg.model.update(layers=5, d_model=64, heads=8, d_ff=256, encoding="randomized:rope", randomized_max_len=length)
   cfg.train.update(steps=1_000_000, batch_size=128, lr=1e-3, warmup_steps=1000, grad_clip=1.0)
-  cfg.eval.update(every=100_000, n_per_cell=64, batch_size=1024)
-  cfg.checkpoint.update(every=100_000, keep=1, best_metric="eval/digit_ood")
+  cfg.eval.update(every=100_000, n_per_cell=100, batch_size=1024)
+  cfg.checkpoint.update(every=100_000, keep=1, best_metric="val/digit_ood")
   if size == "small":
     cfg.train.update(steps=4000, batch_size=64, warmup_steps=200)
-    cfg.eval.update(every=2000, n_per_cell=32, batch_size=960)
+    cfg.eval.update(every=2000, n_per_cell=32, batch_size=960, min_per_length=sweep.MIN_PER_LENGTH,
+                    val_n_per_cell=32)
   elif size == "micro":
     sweep.micro(cfg, {"length": (2, 3)})
   return cfg

@@ -50,11 +50,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.model = models.shen_config(cfg.model.vocab_size)
   cfg.train.update(steps=20000, batch_size=256, lr=1e-4, warmup_steps=1000)
   cfg.eval.update(every=5000, n_per_cell=100, batch_size=1024)
-  cfg.checkpoint.update(every=5000, keep=1, best_metric="eval/exact_id")
+  cfg.checkpoint.update(every=5000, keep=1, best_metric="val/exact_id")
   if size == "small":
     cfg.model.update(layers=4, d_model=128, heads=4, d_ff=512, dropout=0.0, max_len=64)
     cfg.train.update(steps=6000, batch_size=64, lr=1e-3, warmup_steps=200)
-    cfg.eval.update(every=3000, n_per_cell=50, batch_size=800)
+    cfg.eval.update(every=3000, n_per_cell=50, batch_size=800, min_per_length=sweep.MIN_PER_LENGTH,
+                    val_n_per_cell=50)
   elif size == "micro":
     sweep.micro(cfg, {"len_a": (2, 2), "len_b": (2, 2)})
   return cfg

@@ -49,7 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                    vocab_size=tokenizers.TOKENIZERS.get("chunk3_l2r").vocab_size)
   cfg.train.update(steps=20000, batch_size=256, lr=5e-4, warmup_steps=500)
   cfg.eval.update(every=5000, n_per_cell=100, batch_size=1000)
-  cfg.checkpoint.update(every=5000, keep=1, best_metric="eval/exact_id")
+  cfg.checkpoint.update(every=5000, keep=1, best_metric="val/exact_id")
   if size == "small":
     sweep.small(cfg, n_per_cell=30, eval_batch=735)
   elif size == "micro":

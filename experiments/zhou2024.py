@@ -45,8 +45,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.eval.lengths = {"len_0": (1, test_max), "len_1": (1, test_max)}
   cfg.model.update(layers=6, d_model=512, heads=8, d_ff=2048, encoding="randomized:fire", randomized_max_len=length)
   cfg.train.update(steps=50000, batch_size=128, lr=5e-4, warmup_steps=1000)
-  cfg.eval.update(every=10000, n_per_cell=16, batch_size=1024)
-  cfg.checkpoint.update(every=10000, keep=1, best_metric="eval/exact_ood")
+  cfg.eval.update(every=10000, n_per_cell=100, batch_size=1024)
+  cfg.checkpoint.update(every=10000, keep=1, best_metric="val/exact_ood")
   if size == "small":
     sweep.small(cfg, n_per_cell=4, eval_batch=1600)
   elif size == "micro":

@@ -42,8 +42,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.eval.lengths = {"len_0": (1, test_max), "len_1": (1, test_max)}
   cfg.model.update(layers=6, d_model=384, heads=6, d_ff=1536, encoding="tape")
   cfg.train.update(steps=30000, batch_size=256, lr=5e-4, warmup_steps=1000)
-  cfg.eval.update(every=10000, n_per_cell=16, batch_size=1024)
-  cfg.checkpoint.update(every=10000, keep=1, best_metric="eval/exact_ood")
+  cfg.eval.update(every=10000, n_per_cell=100, batch_size=1024)
+  cfg.checkpoint.update(every=10000, keep=1, best_metric="val/exact_ood")
   if size == "small":
     sweep.small(cfg, n_per_cell=4, eval_batch=900)
   elif size == "micro":

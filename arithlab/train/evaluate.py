@@ -5,9 +5,18 @@ of N problems (`data_gen.pipeline.eval_grid`, or a frozen TFDS set from
 `data_gen.tfds_eval.read_eval_set`). Cells of similar widths are stacked into one batch
 (prompts left-padded, answers right-padded to the group's widths rounded up to a multiple of
 BUCKET tokens), so a grid compiles the decoder once per group and a short cell decodes only
-the answer steps its group needs; each group is decoded in chunks of `eval.batch_size` rows. A row is an exact match when every
-answer token up to and including EOS is reproduced; per-digit accuracy counts the answer's
-digit tokens. Results are saved to workdir/eval/ as `grid_<step>.npz`, `.json` and a
+the answer steps its group needs; each group is decoded in chunks of `eval.batch_size` rows.
+
+Scoring. The headline exact match is the final answer's: the answer tokens an eval batch's
+`final_mask` marks (see `data_gen.pipeline.eval_arrays`). Without a scratchpad that is the whole
+answer, and a row is right when every answer token up to and including EOS is reproduced. After
+a scratchpad it is the final answer with the characters that introduce it (`.\n495`), and a row
+is right when the generated text ends, at its first EOS, with exactly those tokens: a scratchpad
+of another length or with a wrong intermediate step does not matter, an answer not introduced
+the same way does. `exact_target` is the stricter whole-target match (the scratchpad too).
+Per-digit accuracy counts the answer's digit tokens, compared after the same alignment. Region
+means pool the problems of their cells, so each comes with a 95% Wilson interval
+(`wilson_interval`). Results are saved to workdir/eval/ as `grid_<step>.npz`, `.json` and a
 heatmap `.png`, and printed as a text grid.
 """
 
@@ -24,10 +33,29 @@ from matplotlib.patches import Rectangle
 
 from arithlab.train.step import PAD_ID
 from data_gen.grid import in_box
+from data_gen.tokenizers import EOS_ID
 
 Cell = tuple[int, ...]
 Batch = dict[str, np.ndarray]
-FIELDS = ("prompt", "prompt_positions", "answer", "answer_positions", "digit_mask")
+FIELDS = ("prompt", "prompt_positions", "answer", "answer_positions", "digit_mask", "final_mask")
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
+
+def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+  """The Wilson score interval (lower, upper) of a binomial proportion successes / n; z = 1.96
+  gives 95%. n = 0 gives (0, 1): nothing is known."""
+  if n <= 0:
+    return 0.0, 1.0
+  p = successes / n
+  center = (p + z * z / (2 * n)) / (1 + z * z / n)
+  half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+  return float(max(0.0, center - half)), float(min(1.0, center + half))
+
+
+def format_interval(value: float, n: int) -> str:
+  """'87.3% [85.1, 89.2]': a proportion over n problems with its 95% Wilson interval, in %."""
+  lo, hi = wilson_interval(value * n, n)
+  return f"{100 * value:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,9 +63,10 @@ class GridResult:
   """Scores of one evaluation.
 
   axes: the K length axes' names (the task's). cells: C cells (tuples of K lengths).
-  exact_C, digit_C: float64 exact match and per-digit accuracy per cell. count_C: int
-  problems per cell. in_box_C: bool, cell inside the training lengths `train_ranges`
-  ((min, max) per axis). step: the train step evaluated.
+  exact_C, digit_C: float64 final-answer exact match and per-digit accuracy per cell. count_C:
+  int problems per cell. in_box_C: bool, cell inside the training lengths `train_ranges`
+  ((min, max) per axis). step: the train step evaluated. exact_target_C: float64 whole-target
+  exact match per cell (None: equal to exact_C, as for formats without a scratchpad).
   """
 
   axes: list[str]
@@ -48,19 +77,48 @@ class GridResult:
   in_box_C: np.ndarray
   train_ranges: list[tuple[int, int]]
   step: int
+  exact_target_C: np.ndarray | None = None
 
-  def summary(self) -> dict[str, float]:
-    """Means over the in-distribution (_id) and out-of-distribution (_ood) cells of exact match
-    and digit accuracy, and eval/exact_all; a region without cells has no keys."""
-    out = {"eval/exact_all": float(self.exact_C.mean())}
-    for region, where in (("id", self.in_box_C), ("ood", ~self.in_box_C)):
-      if where.any():
-        out[f"eval/exact_{region}"] = float(self.exact_C[where].mean())
-        out[f"eval/digit_{region}"] = float(self.digit_C[where].mean())
+  def regions(self) -> dict[str, np.ndarray]:
+    """bool [C] per region: "all", "id" (inside the training lengths), "ood" (outside); a
+    region without cells is left out."""
+    where = {"all": np.ones(len(self.cells), bool), "id": self.in_box_C, "ood": ~self.in_box_C}
+    return {region: w for region, w in where.items() if w.any()}
+
+  def summary(self, prefix: str = "eval") -> dict[str, float]:
+    """Per region (_id, _ood: see `regions`) the final-answer exact match, the whole-target
+    exact match (exact_target) and the digit accuracy, each pooled over the region's problems
+    (cells weighted by their counts); and exact_all, exact_target_all. Keys "<prefix>/...";
+    a region without cells has no keys."""
+    target_C = self.exact_C if self.exact_target_C is None else self.exact_target_C
+    out = {}
+    for region, where in self.regions().items():
+      mean = lambda values_C: float(np.average(values_C[where], weights=np.maximum(self.count_C[where], 1e-12)))
+      out[f"{prefix}/exact_{region}"] = mean(self.exact_C)
+      out[f"{prefix}/exact_target_{region}"] = mean(target_C)
+      if region != "all":
+        out[f"{prefix}/digit_{region}"] = mean(self.digit_C)
     return out
 
+  def problems(self, region: str) -> int:
+    """How many problems a region ("all", "id", "ood") pools."""
+    return int(self.count_C[self.regions()[region]].sum())
 
-SUMMARY_KEYS = ("eval/exact_id", "eval/exact_ood", "eval/digit_id", "eval/digit_ood", "eval/exact_all")
+
+SUMMARY_KEYS = ("eval/exact_id", "eval/exact_ood", "eval/digit_id", "eval/digit_ood", "eval/exact_all",
+                "eval/exact_target_id", "eval/exact_target_ood", "eval/exact_target_all")
+VAL_KEYS = tuple(key.replace("eval/", "val/", 1) for key in SUMMARY_KEYS)  # the same on the validation set
+
+
+def final_and_best(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any]:
+  """{"best_metric": metric, "final": the last evaluation row, "best": the evaluation row with
+  the highest `metric` (a validation key; the earliest of equal ones), or None without one}: the
+  test-grid scores of the final and of the best-by-validation checkpoint (rows as metrics.jsonl
+  holds them: "step" and the summary keys)."""
+  evaluations = [row for row in rows if any(key in row for key in SUMMARY_KEYS)]
+  chosen = [row for row in evaluations if metric in row]
+  return {"best_metric": metric, "final": evaluations[-1] if evaluations else None,
+          "best": max(chosen, key=lambda row: (row[metric], -row["step"]), default=None)}
 
 
 def _pad_to(x: np.ndarray, width: int, *, left: bool) -> np.ndarray:
@@ -94,7 +152,7 @@ def bucket_cells(grid: Mapping[Cell, Batch], bucket: int | None = BUCKET) -> dic
 
 def stack_cells(grid: Mapping[Cell, Batch], widths: tuple[int, int] | None = None) -> tuple[Batch, np.ndarray]:
   """All cells as one batch: prompts (and their positions) left-padded to the widest prompt P,
-  answers, answer positions and digit masks right-padded to the widest answer A, or to
+  answers, answer positions, digit and final masks right-padded to the widest answer A, or to
   widths = (P, A) when given (at least the widest).
 
   Returns (batch with N = sum of cell sizes rows, cell index int64 [N] into `list(grid)`).
@@ -129,21 +187,40 @@ def decode_rows(decode: Callable[[Batch], jax.Array], batch: Batch, chunk: int, 
   return np.concatenate(out)
 
 
+def align_final(generated_NxA: np.ndarray, batch: Batch) -> np.ndarray:
+  """The generated tokens shifted so that each row's first EOS sits where the target's EOS is,
+  for rows whose final answer follows a scratchpad (final_mask not starting at the answer's
+  first token); other rows, and rows without EOS, as generated. int [N, A] (-1 where the
+  shift leaves no generated token)."""
+  answer_NxA, final_NxA = batch["answer"], batch["final_mask"].astype(bool)
+  width = answer_NxA.shape[1]
+  eos_NxA = generated_NxA == EOS_ID
+  after_scratchpad_N = final_NxA.argmax(axis=1) > 0
+  shift_N = np.where(after_scratchpad_N & eos_NxA.any(axis=1),
+                     eos_NxA.argmax(axis=1) - (answer_NxA == EOS_ID).argmax(axis=1), 0)
+  source_NxA = np.arange(width)[None, :] + shift_N[:, None]
+  inside_NxA = (source_NxA >= 0) & (source_NxA < width)
+  shifted_NxA = np.take_along_axis(generated_NxA, np.clip(source_NxA, 0, width - 1), axis=1)
+  return np.where(inside_NxA, shifted_NxA, -1)
+
+
 def score(generated_NxA: np.ndarray, batch: Batch, index_N: np.ndarray, cells: int) -> tuple[np.ndarray, ...]:
-  """Per-cell (exact match, per-digit accuracy, count) of generated tokens against batch["answer"].
+  """Per-cell (final-answer exact match, per-digit accuracy, count, whole-target exact match) of
+  generated tokens against batch["answer"] (see the module docstring).
 
   generated_NxA: int32. batch: the stacked grid. index_N: cell of each row. Returns float64 [C],
-  float64 [C], int64 [C].
+  float64 [C], int64 [C], float64 [C].
   """
   answer_NxA = batch["answer"]
-  hit_NxA = generated_NxA == answer_NxA
-  exact_N = np.all(hit_NxA | (answer_NxA == PAD_ID), axis=1)
+  target_N = np.all((generated_NxA == answer_NxA) | (answer_NxA == PAD_ID), axis=1)
+  hit_NxA = align_final(generated_NxA, batch) == answer_NxA
+  exact_N = np.all(hit_NxA | ~batch["final_mask"].astype(bool), axis=1)
   digit_mask_NxA = batch["digit_mask"].astype(bool)
   count_C = np.bincount(index_N, minlength=cells)
-  exact_C = np.bincount(index_N, weights=exact_N, minlength=cells) / np.maximum(count_C, 1)
+  per_cell = lambda values_N: np.bincount(index_N, weights=values_N, minlength=cells) / np.maximum(count_C, 1)
   digits_C = np.bincount(index_N, weights=digit_mask_NxA.sum(axis=1), minlength=cells)
   digit_hits_C = np.bincount(index_N, weights=(hit_NxA & digit_mask_NxA).sum(axis=1), minlength=cells)
-  return exact_C, digit_hits_C / np.maximum(digits_C, 1), count_C
+  return per_cell(exact_N), digit_hits_C / np.maximum(digits_C, 1), count_C, per_cell(target_N)
 
 
 def evaluate(decode: Callable[[Batch], jax.Array], grid: Mapping[Cell, Batch], *, chunk: int,
@@ -156,15 +233,18 @@ def evaluate(decode: Callable[[Batch], jax.Array], grid: Mapping[Cell, Batch], *
   `row_multiple`) -> generated tokens int32 [rows, A] (see `decode_rows`).
   """
   cells = [tuple(int(n) for n in c) for c in grid]
-  exact_C, digit_C, count_C = np.zeros(len(cells)), np.zeros(len(cells)), np.zeros(len(cells), np.int64)
+  exact_C, digit_C, target_C = np.zeros(len(cells)), np.zeros(len(cells)), np.zeros(len(cells))
+  count_C = np.zeros(len(cells), np.int64)
   batches = list(grid.values())
   for widths, members in bucket_cells(grid, bucket).items():
     batch, index_N = stack_cells({cells[i]: batches[i] for i in members}, widths)
     generated_NxA = decode_rows(decode, batch, chunk, row_multiple)
-    exact_C[members], digit_C[members], count_C[members] = score(generated_NxA, batch, index_N, len(members))
+    exact_C[members], digit_C[members], count_C[members], target_C[members] = score(
+        generated_NxA, batch, index_N, len(members))
   return GridResult(axes=list(axes), cells=cells, exact_C=exact_C, digit_C=digit_C, count_C=count_C,
                     in_box_C=np.array([in_box(c, train_ranges) for c in cells]),
-                    train_ranges=[tuple(int(n) for n in r) for r in train_ranges], step=int(step))
+                    train_ranges=[tuple(int(n) for n in r) for r in train_ranges], step=int(step),
+                    exact_target_C=target_C)
 
 
 def as_table(result: GridResult, values_C: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
@@ -203,10 +283,11 @@ def format_grid(result: GridResult) -> str:
 
 
 def region_means(result: GridResult) -> str:
-  """'exact match: ID 99.5%, OOD 12.0%' (a region without cells is left out)."""
+  """'exact match: ID 99.5% [98.9, 99.8], OOD 12.0% [10.1, 14.2]' with 95% Wilson intervals
+  (a region without cells is left out)."""
   summary = result.summary()
-  parts = [f"{name} {100 * summary[key]:.1f}%" for name, key in (("ID", "eval/exact_id"), ("OOD", "eval/exact_ood"))
-           if key in summary]
+  parts = [f"{name} {format_interval(summary[f'eval/exact_{region}'], result.problems(region))}"
+           for name, region in (("ID", "id"), ("OOD", "ood")) if f"eval/exact_{region}" in summary]
   return "exact match: " + ", ".join(parts)
 
 
@@ -251,15 +332,16 @@ def save(result: GridResult, eval_dir: str, title: str = "", record: Mapping[str
   record: extra top-level fields of the .json (e.g. the evaluation-time rope_scaling)."""
   os.makedirs(eval_dir, exist_ok=True)
   prefix = grid_prefix(eval_dir, result.step)
+  target_C = result.exact_C if result.exact_target_C is None else result.exact_target_C
   np.savez(prefix + ".npz", axes=np.array(result.axes), cells=np.array(result.cells), exact=result.exact_C,
-           digit=result.digit_C, count=result.count_C, in_box=result.in_box_C, train_ranges=np.array(result.train_ranges),
-           step=result.step)
+           exact_target=target_C, digit=result.digit_C, count=result.count_C, in_box=result.in_box_C,
+           train_ranges=np.array(result.train_ranges), step=result.step)
   with open(prefix + ".json", "w") as f:
     json.dump({"step": result.step, "axes": result.axes, "train_ranges": result.train_ranges, **(record or {}),
                **result.summary(),
-               "cells": [{"lengths": list(c), "exact": float(e), "digit": float(d), "count": int(n),
-                          "in_distribution": bool(i)}
-                         for c, e, d, n, i in zip(result.cells, result.exact_C, result.digit_C, result.count_C,
-                                                  result.in_box_C)]}, f, indent=1)
+               "cells": [{"lengths": list(c), "exact": float(e), "exact_target": float(t), "digit": float(d),
+                          "count": int(n), "in_distribution": bool(i)}
+                         for c, e, t, d, n, i in zip(result.cells, result.exact_C, target_C, result.digit_C,
+                                                     result.count_C, result.in_box_C)]}, f, indent=1)
   plot_heatmap(result, prefix + ".png", title)
   return prefix

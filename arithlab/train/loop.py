@@ -10,11 +10,16 @@ the run record (see `arithlab.train.rundir`):
   workdir/lock.json, config.json, env.json, run.json, metrics.jsonl, checkpoints/<step>/,
   eval/grid_<step>.{npz,json,png},
   train_set/ (the fixed training set as TFDS, when data.train_set.size is set),
-  tensorboard/, wandb/ (when cfg.logging asks for them: arithlab.train.writers)
+  tensorboard/, wandb/ (when cfg.logging asks for them: arithlab.train.writers),
+  best.json (the final evaluation and the one the validation set chose as best: both test-grid scores)
 
 Everything is checked before the first write: the config, the data, the model against the
 eval grid, the directory (a new run, or the same run: `rundir.check_resume`) and the lock; the
 checkpoint is restored (falling back past corrupt ones) before the record is updated.
+
+Each evaluation scores the test grid (eval/... keys) and, with eval.val_n_per_cell, a validation
+set of other problems (val/... keys); checkpoint.keep_best keeps the checkpoint with the highest
+checkpoint.best_metric, a validation key, so the test grid never chooses what is reported on it.
 
 `evaluate_checkpoint` scores a finished (or interrupted) run's checkpoint again, e.g. with an
 evaluation-time RoPE scaling, into workdir/eval/<label>/ without touching what training wrote.
@@ -58,8 +63,36 @@ def eval_grid(cfg: ml_collections.ConfigDict) -> Grid:
   matches cfg.data, else ValueError), or sampled from eval.lengths."""
   if cfg.eval.tfds_dir:
     return tfds_eval.read_eval_set(cfg.eval.tfds_dir, cfg.data)
-  return pipeline.eval_grid(cfg.data, grid_lib.cells(config_lib.eval_ranges(cfg)), cfg.eval.n_per_cell,
-                            seed=cfg.eval.seed)
+  counts = config_lib.cell_counts(cfg)
+  return pipeline.eval_grid(cfg.data, list(counts), counts, seed=cfg.eval.seed)
+
+
+def validation_grid(cfg: ml_collections.ConfigDict) -> Grid:
+  """eval.val_n_per_cell validation problems per cell of the test grid (none when 0), never one of
+  the test grid's problems (`pipeline.validation_grid`; a frozen test set is drawn again from the
+  cells, counts and seed stored with it).
+
+  Raises:
+    ValueError: checkpoint.keep_best and the region of checkpoint.best_metric has no validation cell.
+  """
+  if not cfg.eval.val_n_per_cell:
+    return {}
+  if cfg.eval.tfds_dir:
+    stored = tfds_eval.read_eval_config(cfg.eval.tfds_dir)
+    cells, test_n, test_seed = [tuple(c) for c in stored.cells], stored.n_per_cell, stored.seed
+  else:
+    test_n, test_seed = config_lib.cell_counts(cfg), cfg.eval.seed
+    cells = list(test_n)
+  val = pipeline.validation_grid(cfg.data, cells, cfg.eval.val_n_per_cell, seed=cfg.eval.seed, test_n=test_n,
+                                 test_seed=test_seed)
+  ranges = pipeline.build(cfg.data).sources[0].ranges
+  region = cfg.checkpoint.best_metric.rsplit("_", 1)[-1]
+  inside = {"id": True, "ood": False}.get(region)
+  if cfg.checkpoint.keep_best and not any(inside in (None, grid_lib.in_box(c, ranges)) for c in val):
+    raise ValueError(f"checkpoint.best_metric={cfg.checkpoint.best_metric!r}: no validation cell in that region "
+                     "(every problem of its cells is in the test grid); choose another best_metric, widen the "
+                     "lengths or set checkpoint.keep_best=False")
+  return val
 
 
 def check_lengths(model: nnx.Module, train_batch: Mapping[str, np.ndarray] | None, grid: Grid) -> None:
@@ -144,10 +177,10 @@ def _write_record(workdir: str, cfg: ml_collections.ConfigDict, resuming: bool, 
   """After every check: config.json (new, or rewritten with the RESUMABLE changes), env.json (a
   new run), the fixed training set (data.train_set.size set), the attempt in run.json, and
   metrics.jsonl trimmed to the resumed step."""
-  rundir.write_json_atomic(os.path.join(workdir, rundir.CONFIG), rundir.as_json(cfg))
+  metrics_lib.write_json(os.path.join(workdir, rundir.CONFIG), rundir.as_json(cfg))
   env = metrics_lib.environment()
   if not resuming or not os.path.exists(os.path.join(workdir, rundir.ENV)):
-    rundir.write_json_atomic(os.path.join(workdir, rundir.ENV), env)
+    metrics_lib.write_json(os.path.join(workdir, rundir.ENV), env)
   rundir.trim_metrics(workdir, start)
   if cfg.data.train_set.size:  # a resume finds the same set there and keeps it
     tfds_train.write_train_set(cfg.data, os.path.join(workdir, rundir.TRAIN_SET))
@@ -166,9 +199,10 @@ def eval_model_def(cfg: ml_collections.ConfigDict, mesh, model_def: step_lib.Mod
 
 
 def make_run_eval(cfg: ml_collections.ConfigDict, mesh, model_def: step_lib.ModelDef, grid: Grid,
-                  eval_dir: str) -> Callable[[dict, int], evaluate_lib.GridResult]:
-  """`run_eval(state, step)`: decodes the grid with the state's parameters and (process 0) saves
-  the result under eval_dir, recording eval.rope_scaling when it is set."""
+                  eval_dir: str) -> Callable[..., evaluate_lib.GridResult]:
+  """`run_eval(state, step, on=None)`: decodes the grid with the state's parameters and (process 0)
+  saves the result under eval_dir, recording eval.rope_scaling when it is set; `on`: other cells
+  to score instead (the validation set), nothing saved."""
   rules = cfg.model.logical_rules
   data = pipeline.build(cfg.data)
   decode = decode_lib.make_decode(eval_model_def(cfg, mesh, model_def), mesh, rules, cached=cfg.eval.cached)
@@ -176,12 +210,12 @@ def make_run_eval(cfg: ml_collections.ConfigDict, mesh, model_def: step_lib.Mode
   record = {"rope_scaling": cfg.eval.rope_scaling} if cfg.eval.rope_scaling else {}
   title = f"{cfg.name} (rope_scaling {cfg.eval.rope_scaling})" if record else cfg.name
 
-  def run_eval(state: dict, step: int) -> evaluate_lib.GridResult:
+  def run_eval(state: dict, step: int, on: Grid | None = None) -> evaluate_lib.GridResult:
     result = evaluate_lib.evaluate(
         lambda part: decode(state["params"], state["rng_counts"], mesh_lib.replicated_batch(part, mesh, rules)),
-        grid, chunk=cfg.eval.batch_size, axes=data.sources[0].task.length_axes,
+        grid if on is None else on, chunk=cfg.eval.batch_size, axes=data.sources[0].task.length_axes,
         train_ranges=data.sources[0].ranges, step=step, row_multiple=dp)
-    if metrics_lib.is_writer():
+    if on is None and metrics_lib.is_writer():
       evaluate_lib.save(result, eval_dir, title, record)
     return result
 
@@ -217,7 +251,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
                                   process_count=jax.process_count(), batch_size=cfg.train.batch_size)
     return _pad_time_globally(local)
 
-  grid = eval_grid(cfg)
+  grid, val_grid = eval_grid(cfg), validation_grid(cfg)
   tx = optim.make_optimizer(cfg.train)
   model_def, state, shardings = step_lib.init(cfg, mesh, tx)
   check_lengths(model_def.merge(state["params"], state["rng_counts"]), batch_at(0), grid)
@@ -272,6 +306,8 @@ def _train_from(cfg: ml_collections.ConfigDict, workdir: str, stop_at: int | Non
   def run_eval(step: int) -> dict[str, float]:
     result = evaluate(state, step)
     summary = result.summary()
+    if val_grid:
+      summary.update(evaluate(state, step, on=val_grid).summary("val"))
     if writer:
       metrics_writer.write(step, summary)
       metrics_writer.write_image(step, "eval/heatmap", evaluate_lib.grid_prefix(eval_dir, step) + ".png")
@@ -307,6 +343,8 @@ def _train_from(cfg: ml_collections.ConfigDict, workdir: str, stop_at: int | Non
   checkpointer.wait()
   if writer:
     progress.close()
+    metrics_lib.write_json(os.path.join(workdir, rundir.BEST), evaluate_lib.final_and_best(
+        metrics_lib.read_metrics(workdir), cfg.checkpoint.best_metric))
     metrics_writer.close()
   return {"step": end, **last_train, **last_eval}
 

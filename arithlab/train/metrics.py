@@ -27,11 +27,16 @@ def is_writer() -> bool:
 
 
 def write_json(path: str, obj: Any) -> None:
-  """Writes `obj` as indented JSON, creating the parent directory."""
+  """Writes `obj` as indented JSON, creating the parent directory: to path.tmp, then renamed
+  over path, so a reader (or a kill) sees the old file or the new one, never a half-written one."""
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path, "w") as f:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
     json.dump(obj, f, indent=2, sort_keys=True, default=str)
     f.write("\n")
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
 
 
 def write_config(workdir: str, cfg: ml_collections.ConfigDict) -> None:

@@ -29,9 +29,10 @@ from typing import Any, Mapping
 import ml_collections
 
 from arithlab import config as config_lib
+from arithlab.train import metrics as metrics_lib
 
 LOCK, CONFIG, ENV, RUN, METRICS = "lock.json", "config.json", "env.json", "run.json", "metrics.jsonl"
-CHECKPOINTS, CORRUPT, TRAIN_SET = "checkpoints", "corrupt_checkpoints", "train_set"
+CHECKPOINTS, CORRUPT, TRAIN_SET, BEST = "checkpoints", "corrupt_checkpoints", "train_set", "best.json"
 # Everything a run directory may hold before its config.json is written (a sweep writes
 # point.json, attempts.jsonl and log.txt into a point's directory before training it).
 RECORD_NAMES = frozenset({LOCK, CONFIG, ENV, RUN, METRICS, METRICS + ".tmp", CHECKPOINTS, CORRUPT, TRAIN_SET, "eval",
@@ -47,18 +48,6 @@ RESUMABLE = ("name", "train.steps", "train.log_every", "checkpoint.every", "chec
 def now() -> str:
   """The current UTC time, ISO 8601 to the second."""
   return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def write_json_atomic(path: str, obj: Any) -> None:
-  """Writes `obj` as indented JSON to path.tmp, then renames it over path: a reader (or a kill)
-  sees the old file or the new one, never a half-written one."""
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True, default=str)
-    f.write("\n")
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
 
 
 def as_json(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -298,4 +287,4 @@ def record_attempt(workdir: str, attempt: Mapping[str, Any]) -> None:
     with open(path) as f:
       record = json.load(f)
   record["attempts"].append(dict(attempt))
-  write_json_atomic(path, record)
+  metrics_lib.write_json(path, record)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data_gen import hints, pipeline
+from data_gen import hints, pipeline, text
 from data_gen.tokenizers import BOS_ID, EOS_ID, PAD_ID, TASK_ID0
 
 
@@ -232,3 +232,38 @@ def test_eval_positions_use_test_mode():
   batch = pipeline.eval_batch(addition(positions="abacus"), (4, 2), 8, seed=0)
   assert (batch["answer_positions"][:, 0] == 1).all()
   assert batch["prompt_positions"].max() == 4
+
+
+@pytest.mark.parametrize("fmt, final", [
+    ("scratchpad_simple", ".\n495<eos>"),
+    ("scratchpad_detailed", " , END\n</scratch>\n4 9 5<eos>"),
+    ("scratchpad_recursive", "\n495<eos>"),
+    ("reverse_answer+dollar", "594$<eos>"),
+    ("index_hints", "c4b9a5<eos>"),
+])
+def test_final_mask_marks_the_final_answer_and_what_introduces_it(fmt, final):
+  cfg = addition(format=fmt)
+  pipe = pipeline.build(cfg)
+  source = pipe.sources[0]
+  problem = text.Problem((text.Number.from_ints([128]), text.Number.from_ints([367])),
+                         (text.Number.from_ints([495]),), "+")
+  tb, ids = pipeline.encode(pipe, source, problem, np.random.default_rng(0), train=False)
+  batch = pipeline.eval_arrays(tb, ids, pipeline.final_start(pipe, tb))
+  marked = np.where(batch["final_mask"], batch["answer"], PAD_ID)
+  assert decode(cfg, marked)[0] == final
+  mask = batch["final_mask"][0]
+  np.testing.assert_array_equal(mask, (np.arange(mask.size) >= mask.argmax()) & (batch["answer"][0] != PAD_ID))
+
+
+def test_validation_cells_are_held_out_and_never_test_problems():
+  cfg = addition(train_lengths={"len_0": (1, 3), "len_1": (1, 3)}, holdout=0.25)
+  cells = [(1, 1), (1, 2), (2, 2), (3, 3), (4, 2)]
+  test = pipeline.eval_grid(cfg, cells, 100, seed=3)
+  val = pipeline.validation_grid(cfg, cells, 30, seed=3, test_n=100, test_seed=3)
+  assert (1, 1) not in val  # its 25 or so held-out problems are all in the test cell
+  assert set(val) == set(cells) - {(1, 1)}
+  for cell, batch in val.items():
+    assert batch["prompt"].shape[0] == 30
+    assert not set(map(bytes, batch["prompt"])) & set(map(bytes, test[cell]["prompt"])), cell
+  assert len(set(map(bytes, val[(3, 3)]["prompt"]))) == 30  # its own stream: not the test cell's next draws
+  assert_batches_equal(val[(2, 2)], pipeline.validation_grid(cfg, [(2, 2)], 30, seed=3, test_n=100, test_seed=3)[(2, 2)])

@@ -105,3 +105,32 @@ def test_tensorflow_is_neither_installed_nor_imported(written):
   tfds_eval.read_eval_set(written)
   assert importlib.util.find_spec("tensorflow") is None
   assert "tensorflow" not in sys.modules
+
+
+def write_without_final_mask(monkeypatch, cfg, data_dir):
+  """A set as written before the eval layout had final_mask: five fields, no "fields" entry."""
+  with monkeypatch.context() as patch:
+    patch.setattr(tfds_eval, "FIELDS", tfds_eval.FIELDS_BEFORE_FINAL_MASK)
+    tfds_eval.write_eval_set(cfg, CELLS[:2], 4, data_dir, seed=5)
+  meta_path = os.path.join(tfds_eval.dataset_path(data_dir), "metadata.json")
+  with open(meta_path) as f:
+    metadata = json.load(f)
+  del metadata["fields"]
+  with open(meta_path, "w") as f:
+    json.dump(metadata, f)
+
+
+def test_final_mask_round_trips_and_older_sets_read_as_whole_answer_final(monkeypatch, tmp_path):
+  cfg = config(format="scratchpad_simple")
+  tfds_eval.write_eval_set(cfg, CELLS[:2], 4, str(tmp_path / "new"), seed=5)
+  grid = tfds_eval.read_eval_set(str(tmp_path / "new"))
+  assert_grids_equal(grid, pipeline.eval_grid(cfg, CELLS[:2], 4, seed=5))
+  assert not grid[(2, 3)]["final_mask"].all()  # the scratchpad is not final
+
+  write_without_final_mask(monkeypatch, config(), str(tmp_path / "old"))
+  old = tfds_eval.read_eval_set(str(tmp_path / "old"))
+  fresh = pipeline.eval_grid(config(), CELLS[:2], 4, seed=5)
+  assert_grids_equal(old, fresh)  # without a scratchpad the whole answer is final either way
+  write_without_final_mask(monkeypatch, cfg, str(tmp_path / "old_scratchpad"))
+  with pytest.raises(ValueError, match="predates final-answer scoring"):
+    tfds_eval.read_eval_set(str(tmp_path / "old_scratchpad"))

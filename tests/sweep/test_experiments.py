@@ -44,6 +44,30 @@ def test_every_budget_resolves_to_valid_configs(arg, tmp_path):
     assert all(isinstance(r, report.Reference) and 0 <= r.value <= 1 and r.source for r in module.REFERENCE)
 
 
+@pytest.mark.parametrize("arg", [None, "small"])
+def test_every_budget_evaluates_enough_problems(arg, tmp_path):
+  """Full budgets: >= 100 problems per cell; :small: every reported length pools >= 100; and the
+  best checkpoint is chosen on the validation set."""
+  for name in EXPERIMENTS:
+    module, _ = sweep.load_experiment(str(REPO / "experiments" / name))
+    for p in sweep.plan(module, arg, str(tmp_path)):
+      sweep.check_problem_counts(p.cfg, sweep.budget(arg, name), module.REPORT.length_axis)
+      assert p.cfg.checkpoint.best_metric.startswith("val/") and p.cfg.eval.val_n_per_cell >= 1
+
+
+def test_problem_count_check_names_the_short_cells_and_lengths():
+  cfg = config.default_config()
+  cfg.eval.lengths = {"len_0": (1, 3), "len_1": (1, 3)}
+  cfg.eval.n_per_cell = 20
+  with pytest.raises(ValueError, match=r"full budget: 9 eval cells have fewer than 100.*eval.n_per_cell"):
+    sweep.check_problem_counts(cfg, "full")
+  with pytest.raises(ValueError, match=r"small budget: lengths \[1, 2\] pool fewer than 100"):
+    sweep.check_problem_counts(cfg, "small")  # length 3 pools 5 cells x 20
+  cfg.eval.min_per_length = 100
+  sweep.check_problem_counts(cfg, "small")
+  sweep.check_problem_counts(cfg, "micro")
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_unknown_argument_is_refused_by_name(name):
   module, _ = sweep.load_experiment(str(REPO / "experiments" / name))

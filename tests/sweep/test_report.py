@@ -26,7 +26,8 @@ CELLS = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 3)]
 
 
 def fake_point(root, axes, exact_C, *, done=True, best=None):
-  """A point directory as the train loop and the runner leave it: eval rows at steps 5 and 10."""
+  """A point directory as the train loop and the runner leave it: eval rows at steps 5 and 10; the
+  validation set prefers step 5 when `best` (its test-grid score) is given, else step 10."""
   point = sweep.Point(axes, {})
   workdir = os.path.join(root, sweep.slug(point))
   writer = metrics_lib.MetricsWriter(workdir)
@@ -34,9 +35,11 @@ def fake_point(root, axes, exact_C, *, done=True, best=None):
                                digit_C=np.asarray(exact_C, float), count_C=np.array([10, 10, 10, 10, 10, 30]),
                                in_box_C=np.array([c[0] <= 2 and c[1] <= 2 for c in CELLS]),
                                train_ranges=[(1, 2), (1, 2)], step=STEPS)
-  writer.write(5, {"eval/exact_ood": best if best is not None else 0.0})
+  early = evaluate.GridResult(**{**result.__dict__, "step": 5})
+  writer.write(5, {"eval/exact_ood": best if best is not None else 0.0, "val/exact_ood": 0.9 if best else 0.1})
+  evaluate.save(early, os.path.join(workdir, "eval"))
   if done:
-    writer.write(STEPS, result.summary())
+    writer.write(STEPS, {**result.summary(), "val/exact_ood": 0.5})
     evaluate.save(result, os.path.join(workdir, "eval"))
     metrics_lib.write_json(os.path.join(workdir, sweep.DONE), {"step": STEPS, "wall_s": 12.3})
     metrics_lib.write_json(os.path.join(workdir, "env.json"), {"git_commit": "0123456789abcdef+dirty"})
@@ -64,7 +67,7 @@ def test_references_match_groups_by_their_labels():
 
 
 def test_report_pools_seeds_and_puts_the_paper_beside_ours(tmp_path):
-  ood = [0.0, 0.0, 0.0, 0.0, 1.0, 0.5]  # OOD cells (3, 1), (3, 3): mean 0.75
+  ood = [0.0, 0.0, 0.0, 0.0, 1.0, 0.5]  # OOD cells (3, 1), (3, 3) of 10 and 30 problems: 25/40 = 0.625
   planned = [fake_point(tmp_path, {"format": "plain", "samples": 100, "seed": 0}, [1, 1, 1, 1, 0.2, 0.0], best=0.3),
              fake_point(tmp_path, {"format": "plain", "samples": 100, "seed": 1}, ood),
              fake_point(tmp_path, {"format": "plain", "samples": 1000, "seed": 0}, ood),
@@ -75,19 +78,23 @@ def test_report_pools_seeds_and_puts_the_paper_beside_ours(tmp_path):
   path = report.write(str(tmp_path), planned, spec, refs, title="toy")
   text = open(path).read()
   row = next(line for line in text.splitlines() if line.startswith("| plain | 100 |"))
-  # final ood: seed 0 = 0.1, seed 1 = 0.75 -> median 42.5, best 75.0; best eval: max(0.3, 0.1) and 0.75
-  assert row.split(" | ")[2:7] == ["2/2", "42.5", "75.0", "52.5", "42.5"]
+  # final ood (pooled over the 40 OOD problems): seed 0 = 2/40, seed 1 = 25/40 -> median 33.75, best 62.5;
+  # best by validation: step 5 of seed 0 (0.3), step 10 of seed 1 (0.625), never the test grid's best
+  assert row.split(" | ")[2:7] == ["2/2", "33.8 (seeds 5.0–62.5)", "62.5", "46.2 (seeds 30.0–62.5)", "33.8"]
   assert "86.0% (approx., unverified) Lee et al. 2023, Figure 1 [at 10k samples]" in row
   assert "| reverse | 100 | 0/1 |" in text and "partial (step 5)" in text
   assert "3 of 4 points finished" in text and "--config=toy --workdir=DIR" in text
-  assert "| done | 10.0 | 30.0 (5) | 12 | 0123456789ab+dirty | format-plain_samples-100_seed-0 |" in text
+  assert "| 1000 | 1/1 | 62.5 [47.0, 75.8] |" in text  # one seed: its 95% Wilson interval over 40 problems
+  assert "| done | 5.0 [1.4, 16.5] | 30.0 [18.1, 45.4] (5) | 12 | 0123456789ab+dirty | format-plain_samples-100_seed-0 |" in text
   for image in ("report_length.png", "report_samples.png"):
     assert image in text and os.path.getsize(tmp_path / image) > 0
   with open(tmp_path / "report.csv") as f:
     rows = list(csv.DictReader(f))
   assert [r["status"] for r in rows] == ["done", "done", "done", "partial (step 5)"]
-  assert float(rows[1]["eval/exact_ood"]) == 0.75 and rows[0]["paper value"] == "0.86"
-  assert rows[3]["eval/exact_ood"] == "" and rows[3]["best eval/exact_ood"] == "0.0"
+  assert float(rows[1]["eval/exact_ood"]) == 0.625 and rows[0]["paper value"] == "0.86"
+  assert rows[3]["eval/exact_ood"] == "" and rows[3]["best-by-validation eval/exact_ood"] == "0.0"
+  assert float(rows[1]["eval/exact_ood 95% low"]) == pytest.approx(0.470, abs=1e-3) and rows[1]["problems"] == "40"
+  assert rows[0]["best-by-validation step"] == "5" and rows[1]["best-by-validation step"] == "10"
 
 
 def test_unknown_metric_is_refused(tmp_path):

@@ -43,7 +43,11 @@ def test_the_default_and_base_configs_are_valid():
     (lambda c: setattr(c.eval, "lengths", {"len_0": (3, 2), "len_1": (1, 4)}), 1, r"eval.lengths=.*1 <= min <= max"),
     (lambda c: c.checkpoint.update(best_metric="loss"), 1, r"checkpoint.best_metric='loss' unknown"),
     (lambda c: setattr(c.eval, "lengths", {"len_0": (1, 3), "len_1": (1, 2)}), 1,
-     r"checkpoint.best_metric='eval/exact_ood' needs eval cells outside data.train_lengths"),
+     r"checkpoint.best_metric='val/exact_ood' needs eval cells outside data.train_lengths"),
+    (lambda c: c.checkpoint.update(best_metric="eval/exact_id"), 1,
+     r"best_metric='eval/exact_id' is a test-grid score; .*validation set: use 'val/exact_id'"),
+    (lambda c: c.eval.update(val_n_per_cell=0), 1, r"checkpoint.keep_best needs a validation set.*val_n_per_cell"),
+    (lambda c: c.eval.update(min_per_length=-1), 1, r"eval.min_per_length=-1 must be >= 0"),
     (lambda c: c.model.update(norm="batchnorm"), 1, r"model.norm='batchnorm' unknown"),
     (lambda c: c.model.update(heads=0), 1, r"model.heads=0 must be >= 1"),
     (lambda c: c.mesh.update(data=2, fsdp=2, tensor=2), 8,
@@ -96,3 +100,14 @@ def test_eval_lengths_beyond_the_encoding_fail_before_training(tmp_path):
   with pytest.raises(ValueError, match=r"position id \d+ exceeds the limit of encoding 'learned'"):
     loop.train(cfg, str(tmp_path))
   assert not os.path.exists(tmp_path / "checkpoints") and not os.path.exists(tmp_path / "metrics.jsonl")
+
+
+def test_cell_counts_raise_short_lengths_to_min_per_length():
+  cfg = base()  # 4 x 4 grid: length n (the largest of a cell's lengths) has 2n - 1 cells
+  assert set(config.cell_counts(cfg).values()) == {4}
+  cfg.eval.min_per_length = 30
+  counts = config.cell_counts(cfg)
+  assert counts[(1, 1)] == 30 and counts[(1, 2)] == counts[(2, 2)] == 10 and counts[(3, 1)] == 6
+  assert counts[(4, 4)] == 5 and counts[(1, 4)] == 5  # 7 cells of length 4: ceil(30 / 7)
+  for n in range(1, 5):
+    assert sum(c for cell, c in counts.items() if max(cell) == n) >= 30

@@ -19,7 +19,7 @@ def cell_batch(answers: list[list[int]], digits: list[list[bool]], prompt_width:
   prompt = np.full((len(answers), prompt_width), 7, np.int32)
   return {"prompt": prompt, "prompt_positions": np.tile(np.arange(prompt_width, dtype=np.int32), (len(answers), 1)),
           "answer": answer, "answer_positions": np.tile(np.arange(width, dtype=np.int32), (len(answers), 1)),
-          "digit_mask": digit_mask}
+          "digit_mask": digit_mask, "final_mask": answer != 0}
 
 
 GRID = {
@@ -61,8 +61,9 @@ def test_score_counts_exact_match_through_eos_and_digits():
                         [21, 9, 0, 0],  # right digit, missing EOS: wrong
                         [20, 21, EOS, 0],  # right
                         [22, 0, 24, EOS]])  # one digit of three wrong
-  exact_C, digit_C, count_C = evaluate.score(generated, batch, index_N, 2)
+  exact_C, digit_C, count_C, target_C = evaluate.score(generated, batch, index_N, 2)
   np.testing.assert_allclose(exact_C, [0.5, 0.5])
+  np.testing.assert_allclose(target_C, exact_C)  # without a scratchpad the whole answer is final
   np.testing.assert_allclose(digit_C, [1.0, 4 / 5])
   np.testing.assert_array_equal(count_C, [2, 2])
 
@@ -85,20 +86,23 @@ def test_evaluate_decodes_in_chunks_and_scores():
     np.testing.assert_allclose(res.exact_C, [1.0, 0.0])
   assert res.in_box_C.tolist() == [True, False]
   assert res.summary() == pytest.approx({"eval/exact_all": 0.5, "eval/exact_id": 1.0, "eval/digit_id": 1.0,
-                                         "eval/exact_ood": 0.0, "eval/digit_ood": 0.0})
+                                         "eval/exact_ood": 0.0, "eval/digit_ood": 0.0, "eval/exact_target_all": 0.5,
+                                         "eval/exact_target_id": 1.0, "eval/exact_target_ood": 0.0})
+  assert set(res.summary("val")) == set(evaluate.VAL_KEYS)
 
 
 def test_summary_leaves_out_empty_regions():
   res = result()
   inside = evaluate.GridResult(**{**res.__dict__, "in_box_C": np.array([True, True])})
-  assert set(inside.summary()) == {"eval/exact_all", "eval/exact_id", "eval/digit_id"}
+  assert set(inside.summary()) == {"eval/exact_all", "eval/exact_id", "eval/digit_id", "eval/exact_target_all",
+                                   "eval/exact_target_id"}
 
 
 def test_text_grid_brackets_the_training_cells():
   text = evaluate.format_grid(result())
   assert "rows: len_0, columns: len_1" in text
   assert "[100.0]" in text and " 25.0 " in text
-  assert text.splitlines()[-1] == "exact match: ID 100.0%, OOD 25.0%"
+  assert text.splitlines()[-1] == "exact match: ID 100.0% [34.2, 100.0], OOD 25.0% [2.7, 80.2]"  # 2 problems each
 
 
 def test_save_writes_npz_json_and_png(tmp_path):
@@ -112,3 +116,38 @@ def test_save_writes_npz_json_and_png(tmp_path):
   assert record["eval/exact_ood"] == 0.25 and record["cells"][1]["in_distribution"] is False
   with open(prefix + ".png", "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def scratchpad_cell():
+  """Two rows of `A->5\n.\n12` + EOS (tokens 30 A, 31 \n, 32 ., 5 / 1 / 2 digits); the final
+  answer is `.\n12` + EOS."""
+  answer = np.array([[30, 5, 31, 32, 31, 1, 2, EOS]] * 2, np.int32)
+  final = np.arange(8) >= 3
+  return {"prompt": np.full((2, 3), 7, np.int32), "prompt_positions": np.zeros((2, 3), np.int32),
+          "answer": answer, "answer_positions": np.zeros((2, 8), np.int32),
+          "digit_mask": np.tile(np.isin(np.arange(8), [5, 6]), (2, 1)), "final_mask": np.tile(final, (2, 1))}
+
+
+@pytest.mark.parametrize("generated, final, target", [
+    ([30, 5, 31, 32, 31, 1, 2, EOS], True, True),
+    ([30, 9, 31, 32, 31, 1, 2, EOS], True, False),  # a wrong intermediate step: the final answer counts
+    ([30, 5, 5, 31, 32, 31, 1, 2], False, False),  # a longer scratchpad without EOS in the window
+    ([30, 31, 32, 31, 1, 2, EOS, 0], True, False),  # a shorter scratchpad, right final answer
+    ([30, 5, 31, 32, 31, 1, 3, EOS], False, False),  # a wrong final digit
+    ([30, 5, 31, 31, 1, 1, 2, EOS], False, False),  # the final answer not introduced by `.\n`
+    ([30, 5, 31, 32, 31, 2, EOS, 0], False, False),  # a final answer one digit short
+])
+def test_scratchpad_rows_score_the_final_answer_aligned_at_eos(generated, final, target):
+  batch = scratchpad_cell()
+  exact_C, digit_C, _, target_C = evaluate.score(np.array([generated] * 2), batch, np.array([0, 0]), 1)
+  assert (exact_C[0], target_C[0]) == (float(final), float(target))
+
+
+def test_wilson_interval_known_values():
+  assert evaluate.wilson_interval(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-5)
+  assert evaluate.wilson_interval(10, 10) == pytest.approx((0.72247, 1.0), abs=1e-5)
+  assert evaluate.wilson_interval(50, 100) == pytest.approx((0.40383, 0.59617), abs=1e-5)
+  assert evaluate.wilson_interval(81, 263) == pytest.approx((0.25529, 0.36621), abs=1e-5)
+  assert evaluate.wilson_interval(1, 2, z=1.0) == pytest.approx((0.5 - np.sqrt(1 / 12), 0.5 + np.sqrt(1 / 12)))
+  assert evaluate.wilson_interval(0, 0) == (0.0, 1.0)
+  assert evaluate.format_interval(0.5, 100) == "50.0% [40.4, 59.6]"

@@ -160,3 +160,22 @@ def test_frozen_tfds_eval_set_replaces_the_sampled_grid(tmp_path):
   for cell in sampled:
     for key, value in sampled[cell].items():
       np.testing.assert_array_equal(frozen[cell][key], value)
+
+
+def test_best_checkpoint_is_chosen_on_the_validation_set(tmp_path):
+  cfg = smoke_config()
+  cfg.train.steps, cfg.eval.every, cfg.checkpoint.every = 6, 2, 2
+  workdir = str(tmp_path / "run")
+  loop.train(cfg, workdir)
+  rows = [row for row in metrics.read_metrics(workdir) if "eval/exact_id" in row]
+  assert [row["step"] for row in rows] == [2, 4, 6]
+  assert all({"val/exact_id", "val/exact_ood", "eval/exact_target_id"} <= set(row) for row in rows)
+  with open(os.path.join(workdir, "best.json")) as f:
+    record = json.load(f)
+  best = max(rows, key=lambda row: (row["val/exact_id"], -row["step"]))
+  assert record["best_metric"] == "val/exact_id" and record["final"]["step"] == 6
+  assert record["best"]["step"] == best["step"] and record["best"]["eval/exact_id"] == best["eval/exact_id"]
+  test, val = loop.eval_grid(cfg), loop.validation_grid(cfg)
+  assert set(val) <= set(test) and val
+  for cell in val:
+    assert not set(map(bytes, val[cell]["prompt"])) & set(map(bytes, test[cell]["prompt"]))
