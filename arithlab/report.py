@@ -156,16 +156,17 @@ def region_problems(grid: Mapping[str, Any], metric: str) -> int:
 
 
 def collect(name: str, axes: Mapping[str, Any], workdir: str, final_step: int, spec: Spec,
-            best_metric: str = "val/exact_ood") -> PointResult:
-  """Reads one point's directory (see PointResult); best_metric: the run's checkpoint.best_metric."""
-  rows = metrics_lib.read_metrics(workdir) if os.path.exists(os.path.join(workdir, "metrics.jsonl")) else []
-  rows = [r for r in rows if spec.metric in r]
-  done = os.path.exists(os.path.join(workdir, DONE_FILE))
+            best_metric: str = "val/exact_ood", done: bool | None = None) -> PointResult:
+  """Reads one point's directory (see PointResult); best_metric: the run's checkpoint.best_metric;
+  done: whether the run finished (None: whether a sweep wrote its done.json)."""
+  logged = metrics_lib.read_metrics(workdir) if os.path.exists(os.path.join(workdir, "metrics.jsonl")) else []
+  rows = [r for r in logged if spec.metric in r]
+  done = os.path.exists(os.path.join(workdir, DONE_FILE)) if done is None else done
   commit, wall_s = "", None
   if os.path.exists(os.path.join(workdir, "env.json")):
     with open(os.path.join(workdir, "env.json")) as f:
       commit = json.load(f).get("git_commit", "")
-  if done:
+  if os.path.exists(os.path.join(workdir, DONE_FILE)):
     with open(os.path.join(workdir, DONE_FILE)) as f:
       wall_s = json.load(f).get("wall_s")
   best_row = final_and_best(rows, best_metric)["best"]
@@ -178,7 +179,7 @@ def collect(name: str, axes: Mapping[str, Any], workdir: str, final_step: int, s
     final = {k: v for r in rows if r["step"] == final_step for k, v in r.items() if k in SUMMARY_KEYS}
     with open(evaluate_lib.grid_prefix(os.path.join(workdir, "eval"), final_step) + ".json") as f:
       by_length, train_max = exact_by_length(json.load(f), spec.length_axis)
-  status = "done" if done else (f"partial (step {rows[-1]['step']})" if rows else "not started")
+  status = "done" if done else (f"partial (step {logged[-1]['step']})" if logged else "not started")
   return PointResult(name=name, axes=dict(axes), workdir=workdir, status=status, final=final,
                      best=None if best_row is None else best_row[spec.metric],
                      best_step=None if best_row is None else int(best_row["step"]), problems=problems,
@@ -424,25 +425,11 @@ def collect_run(workdir: str, name: str, spec: Spec) -> RunResult:
   with open(os.path.join(workdir, "config.json")) as f:
     config = config_lib.leaves(json.load(f))
   rows = metrics_lib.read_metrics(workdir)
-  evals = [r for r in rows if any(k in r for k in SUMMARY_KEYS)]
   trains = [r for r in rows if "loss" in r]
-  commit = ""
-  if os.path.exists(os.path.join(workdir, "env.json")):
-    with open(os.path.join(workdir, "env.json")) as f:
-      commit = json.load(f).get("git_commit", "")
-  final, by_length, train_max, eval_step = {}, {}, None, None
-  if evals:
-    eval_step = int(evals[-1]["step"])
-    final = {k: v for k, v in evals[-1].items() if k in SUMMARY_KEYS}
-    with open(evaluate_lib.grid_prefix(os.path.join(workdir, "eval"), eval_step) + ".json") as f:
-      by_length, train_max = exact_by_length(json.load(f), spec.length_axis)
-  last = int(rows[-1]["step"]) if rows else 0
-  status = "done" if eval_step == config.get("train.steps") else f"partial (step {last})"
-  best_row = max((r for r in evals if spec.metric in r), key=lambda r: r[spec.metric], default=None)
-  point = PointResult(name=name, axes={"run": name}, workdir=workdir, status=status, final=final,
-                      best=None if best_row is None else best_row[spec.metric],
-                      best_step=None if best_row is None else int(best_row["step"]), by_length=by_length,
-                      train_max=train_max, commit=commit, wall_s=None)
+  final_step = config.get("train.steps")
+  done = any(r["step"] == final_step and spec.metric in r for r in rows)
+  point = collect(name, {"run": name}, workdir, final_step, spec,
+                  config.get("checkpoint.best_metric", "val/exact_ood"), done=done)
   return RunResult(point, config, {k: v for k, v in (trains[-1] if trains else {}).items() if k != "step"})
 
 

@@ -277,18 +277,19 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *, stop_at: int | None =
     if writer:
       _write_record(workdir, cfg, resuming, start, changes, corrupt)
     try:
-      return _train_from(cfg, workdir, stop_at, state, start, pending, checkpointer, mesh, model_def, grid, tx,
-                         shardings, batch_at)
+      return _train_from(cfg, workdir, stop_at, state, start, pending, checkpointer, mesh, model_def, grid,
+                         val_grid, tx, shardings, batch_at)
     finally:
       checkpointer.close()
 
 
 def _train_from(cfg: ml_collections.ConfigDict, workdir: str, stop_at: int | None, state: dict, start: int,
                 pending: list[dict[str, float]], checkpointer: checkpoint_lib.Checkpointer, mesh,
-                model_def: step_lib.ModelDef, grid: Grid, tx, shardings: dict,
+                model_def: step_lib.ModelDef, grid: Grid, val_grid: Grid, tx, shardings: dict,
                 batch_at: Callable[[int], dict[str, np.ndarray]]) -> dict[str, Any]:
   """The training steps from `start` (the body of `train`, once the run directory is claimed).
 
+  grid, val_grid: the test cells and the validation cells (empty: none) scored at each evaluation.
   pending: the per-step metrics since the last metrics row, saved with the checkpoint at start.
   Rows are written every train.log_every steps and at train.steps (not at a stop_at step: its
   partial interval is saved with the checkpoint instead, so a resumed run logs the same rows).

@@ -260,8 +260,9 @@ def test_validation_cells_are_held_out_and_never_test_problems():
   cells = [(1, 1), (1, 2), (2, 2), (3, 3), (4, 2)]
   test = pipeline.eval_grid(cfg, cells, 100, seed=3)
   val = pipeline.validation_grid(cfg, cells, 30, seed=3, test_n=100, test_seed=3)
-  assert (1, 1) not in val  # its 25 or so held-out problems are all in the test cell
-  assert set(val) == set(cells) - {(1, 1)}
+  # (1, 1) holds only 25 or so held-out problems, which the 100 test draws may all take: then the
+  # cell is left out; the larger cells always have problems to spare
+  assert set(cells) - {(1, 1)} <= set(val) <= set(cells)
   for cell, batch in val.items():
     assert batch["prompt"].shape[0] == 30
     assert not set(map(bytes, batch["prompt"])) & set(map(bytes, test[cell]["prompt"])), cell
