@@ -148,16 +148,26 @@ def _set_spec(cfg: ml_collections.ConfigDict, cells: Sequence[Sequence[int]], n_
   }
 
 
-def _read_metadata(path: str) -> dict:
+def read_metadata(path: str, keys: Sequence[str], kind: str) -> dict:
+  """The metadata.json of a frozen set at `path`, checked to hold `keys`.
+
+  Raises:
+    ValueError: naming the `kind` of set ("eval set", "training set") when it is missing,
+      unreadable or lacks a key; nothing is deleted.
+  """
   try:
     with open(os.path.join(path, "metadata.json")) as f:
       metadata = json.load(f)
-    for key in ("data_config", "cells", "n_per_cell", "seed", "levels", "checksums"):
+    for key in keys:
       metadata[key]
   except (OSError, ValueError, KeyError, TypeError) as e:
-    raise ValueError(f"eval set at {path} is corrupt or incomplete (metadata.json: {e!r}); "
+    raise ValueError(f"{kind} at {path} is corrupt or incomplete (metadata.json: {e!r}); "
                      "nothing was deleted: remove it by hand or pick another data_dir") from e
   return metadata
+
+
+def _read_metadata(path: str) -> dict:
+  return read_metadata(path, ("data_config", "cells", "n_per_cell", "seed", "levels", "checksums"), "eval set")
 
 
 def write_eval_set(cfg: ml_collections.ConfigDict, cells: Sequence[Sequence[int]], n_per_cell: int,

@@ -20,9 +20,8 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_gen import formats, pipeline
+from data_gen import formats, pipeline, tfds_eval
 from data_gen.text import Number, Problem
-from data_gen.tfds_eval import FrozenBuilder
 
 NAME = "arithlab_train_set"
 VERSION = "1.0.0"
@@ -58,7 +57,7 @@ def checksum(problem: Problem) -> str:
   return digest.hexdigest()
 
 
-class ArithlabTrainSet(FrozenBuilder):
+class ArithlabTrainSet(tfds_eval.FrozenBuilder):
   """A fixed training set, one record per problem."""
 
   VERSION = tfds.core.Version(VERSION)
@@ -96,15 +95,8 @@ def _spec(cfg: ml_collections.ConfigDict) -> dict:
 
 
 def _read_metadata(path: str) -> dict:
-  try:
-    with open(os.path.join(path, "metadata.json")) as f:
-      metadata = json.load(f)
-    for key in ("data_config", "op", "layout", "prefix", "size", "checksum"):
-      metadata[key]
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise ValueError(f"training set at {path} is corrupt or incomplete (metadata.json: {e!r}); "
-                     "nothing was deleted: remove it by hand or pick another data_dir") from e
-  return metadata
+  return tfds_eval.read_metadata(path, ("data_config", "op", "layout", "prefix", "size", "checksum"),
+                                 "training set")
 
 
 def write_train_set(cfg: ml_collections.ConfigDict, data_dir: str) -> str:
