@@ -1,19 +1,19 @@
-"""Every `python -m ...` command the repository shows runs: in the README and the other markdown
-files, in the module docstrings (what --help prints) and in the notebooks' text.
+"""Every `python -m ...` command the repository shows runs: in the markdown files, the module
+docstrings (what --help prints), the benchmarks and the notebooks' text.
 
-EXAMPLES says how each command runs here, shrunk to seconds (`:small` -> `:micro`, the
-quickstart -> `:smoke`, benchmarks -> `--smoke`, placeholders -> this test's directories);
-a command it does not know fails `test_every_example_is_in_the_table`, so no example goes
-untested. The shrunk commands run in this process (each program's main with its argv, one
-after another in EXAMPLES' order, the runs that later commands read written once), not as
-subprocesses.
+EXAMPLES (and two families of commands below it) says how each command runs, shrunk to seconds:
+`:small` -> `:micro`, the quickstart -> `:smoke`, benchmarks -> `--smoke`, placeholders -> this
+test's directories. Most run here, in this process (each program's main with its argv, one after
+another, a run that a later command reads trained once); a few name the existing test that
+already runs their shrunk form, and only their flags are parsed here. A command that EXAMPLES
+does not know fails `test_every_example_is_in_the_table`, so no example goes untested; changing
+an example's text means changing its entry.
 """
 
 import ast
 import contextlib
 import importlib
 import inspect
-import io
 import os
 import pathlib
 import re
@@ -84,15 +84,16 @@ DECODE_TEST = "tests/benchmarks/test_benchmarks_smoke.py::test_decode_cached_mat
 GRID_TEST = "tests/benchmarks/test_benchmarks_smoke.py::test_eval_grid_runs_one_shape_and_buckets_side_by_side"
 STEP_TEST = "tests/benchmarks/test_benchmarks_smoke.py::test_train_step_without_torch_skips_the_comparison"
 # Example -> how it runs, shrunk: a list of argument strings for its own program, each run here
-# once, in this order (a command that reads a run comes after the one that writes it), with
-# {placeholders} filled from the fixture's directories; or "tests/...::test ARGS": that existing
-# test runs the example in the shrunk form ARGS, which is only parsed here. Benchmarks shrink with
-# --smoke, which overrides their shape flags (bfloat16 runs are left to a GPU: only parsed here).
+# once, in this order (a command that reads a run comes after the one that writes it), {tmp} being
+# a directory of the test; or "tests/...::test ARGS": that existing test runs the example in the
+# shrunk form ARGS, which is only parsed here. Benchmarks shrink with --smoke, which overrides
+# their shape flags (their bfloat16 forms are only parsed).
 EXAMPLES = {
     "python -m arithlab.main --config=experiments/quickstart.py --workdir=runs/quickstart_seed1 --config.seed=1 "
-    "--config.logging.tensorboard=True": [f"{QS} --workdir={{seed1}} --config.seed=1 --config.logging.tensorboard=True"],
+    "--config.logging.tensorboard=True":
+        [f"{QS} --workdir={{tmp}}/seed1 --config.seed=1 --config.logging.tensorboard=True"],
     "python -m arithlab.main --config=experiments/quickstart.py[:arg] --workdir=DIR [--config.x=y ...]":
-        [f"{QS} --workdir={{seed1}} --config.seed=1 --config.logging.tensorboard=True"],
+        [f"{QS} --workdir={{tmp}}/seed1 --config.seed=1 --config.logging.tensorboard=True"],
     "python -m arithlab.main --config=experiments/quickstart.py --workdir=runs/quickstart":
         [f"{LOOP_TEST} {QS} --workdir={{tmp}}/run --config.train.steps=4"],
     "python -m arithlab.main --mode=evaluate --config=<its config> --workdir=<its dir> "
@@ -117,8 +118,10 @@ EXAMPLES = {
     "[--sbatch=--gres=gpu:1 ...] [--distributed]] [--only=axis=label,...] [--report_only] [--config.x=y ...]":
         [f"{LEE} --workdir={{tmp}}/lee --parallel=2 --slurm --sbatch=--gres=gpu:1 --distributed "
          "--only=format=reverse --report_only --config.train.steps=3"],
-    "python -m arithlab.sweep --config=experiments/lee2023.py:small --workdir=...": [f"{LEE} --workdir={{tmp}}/lee --slurm"],
-    "python -m arithlab.sweep --config=experiments/<name>.py:small --workdir=DIR": [f"{LEE} --workdir={{tmp}}/lee --slurm"],
+    "python -m arithlab.sweep --config=experiments/lee2023.py:small --workdir=...":
+        [f"{LEE} --workdir={{tmp}}/lee --slurm"],
+    "python -m arithlab.sweep --config=experiments/<name>.py:small --workdir=DIR":
+        [f"{LEE} --workdir={{tmp}}/lee --slurm"],
     "python -m arithlab.sweep --config=experiments/lee2023.py:small --workdir=DIR --only=format=reverse":
         [f"{LEE} --workdir={{tmp}}/lee --only=format=reverse --slurm"],
     "python -m arithlab.sweep ... --report_only": [f"{LEE} --workdir={{tmp}}/lee --report_only"],
@@ -132,8 +135,10 @@ EXAMPLES = {
         [f"{DECODE_TEST} --digits=100 --batch=64 --dtype=bfloat16 --smoke --cores=0"],
     "python -m benchmarks.eval_grid": [f"{GRID_TEST} --smoke --cores=0"],
     "python -m benchmarks.eval_grid --smoke": [f"{GRID_TEST} --smoke --cores=0"],
-    "python -m benchmarks.eval_grid --max-len=16 --n-per-cell=8": [f"{GRID_TEST} --max-len=16 --n-per-cell=8 --smoke --cores=0"],
-    "python -m benchmarks.eval_grid --max-len=30 --n-per-cell=2": [f"{GRID_TEST} --max-len=30 --n-per-cell=2 --smoke --cores=0"],
+    "python -m benchmarks.eval_grid --max-len=16 --n-per-cell=8":
+        [f"{GRID_TEST} --max-len=16 --n-per-cell=8 --smoke --cores=0"],
+    "python -m benchmarks.eval_grid --max-len=30 --n-per-cell=2":
+        [f"{GRID_TEST} --max-len=30 --n-per-cell=2 --smoke --cores=0"],
     "python -m benchmarks.train_step": [f"{STEP_TEST} --smoke --cores=0 --dtypes=float32"],
     "python -m benchmarks.train_step --smoke": [f"{STEP_TEST} --smoke --cores=0 --dtypes=float32"],
     "python -m benchmarks.train_step --profile": [f"{STEP_TEST} --profile --smoke --cores=0 --dtypes=float32"],
@@ -150,12 +155,12 @@ EXAMPLES = {
 SHOW = re.compile(r"python -m data_gen\.show(.*)")
 EXPERIMENT_SWEEP = re.compile(r"python -m arithlab\.sweep --config=experiments/(\w+)\.py:small --workdir=runs/\w+")
 EXPERIMENTS_TEST = "tests/sweep/test_experiments.py::test_micro_sweep_runs_end_to_end"
-# Module constants that shrink a benchmark without a --smoke flag (a batch of 8, one short window).
+# Module constants that shrink a benchmark that has no --smoke flag (a batch of 8, one short window).
 SHRUNK_CONSTANTS = {"benchmarks.data_gen": {"BATCH": 8, "WINDOWS": 1, "WINDOW_SECONDS": 0.001}}
 
 
 def plan(command: str) -> list[str] | str | None:
-  """How `command` runs (see EXAMPLES), NOT_RUN, or None when nothing here knows it."""
+  """How `command` runs (as in EXAMPLES), NOT_RUN, or None when nothing here knows it."""
   if command in EXAMPLES:
     return EXAMPLES[command]
   if show := SHOW.fullmatch(command):
@@ -176,8 +181,11 @@ def steps(command: str) -> list[tuple[str, str, str]]:
   shrunk = plan(command)
   if not isinstance(shrunk, list):
     return []
-  return [(program(command), *(item.partition(" ")[::2] if item.startswith("tests/") else ("", item)))
-          for item in shrunk]
+  forms = []
+  for item in shrunk:
+    test, _, args = item.partition(" ") if item.startswith("tests/") else ("", "", item)
+    forms.append((program(command), test, args))
+  return forms
 
 
 @contextlib.contextmanager
@@ -208,12 +216,10 @@ def only_its_flags(name: str):
         flags.FLAGS[flag] = value
 
 
-def run_program(name: str, args: list[str], parse_only: bool = False) -> str:
-  """Runs `python -m name *args` in this process (or only parses its flags); returns what it
-  printed. Raises what it raises; a SystemExit with an error status is an error too.
-  Process-wide settings stay as they are (glibc's heap, the CPUs the process may use, the
-  environment)."""
-  out = io.StringIO()
+def run_program(name: str, args: list[str], parse_only: bool = False) -> None:
+  """Runs `python -m name *args` in this process (or only parses its flags). Raises what it
+  raises; a SystemExit with an error status is an error too. Process-wide settings stay as they
+  are (glibc's heap, the CPUs the process may use, the environment)."""
   with only_its_flags(name) as module, contextlib.ExitStack() as stack:
     for constant, value in SHRUNK_CONSTANTS.get(name, {}).items():
       stack.enter_context(mock.patch.object(module, constant, value))
@@ -223,7 +229,6 @@ def run_program(name: str, args: list[str], parse_only: bool = False) -> str:
     stack.enter_context(mock.patch.object(os, "sched_setaffinity", lambda *_: None))
     stack.enter_context(mock.patch.dict(os.environ))
     stack.enter_context(mock.patch.object(sys, "argv", [f"{name.replace('.', '/')}.py", *args]))
-    stack.enter_context(contextlib.redirect_stdout(out))
     try:
       if hasattr(module, "flags"):  # absl: parse the flags, then main(the arguments left)
         left = config.parse_flags(sys.argv)
@@ -238,12 +243,11 @@ def run_program(name: str, args: list[str], parse_only: bool = False) -> str:
     except SystemExit as e:
       if e.code not in (None, 0):
         raise
-  return out.getvalue()
 
 
-def fill(args: str, directories: dict[str, str]) -> list[str]:
-  """The argument list of a shrunk command, its {placeholders} replaced by directories."""
-  return shlex.split(re.sub(r"\{(\w+)\}", lambda m: directories[m.group(1)], args))
+def fill(args: str, tmp: pathlib.Path) -> list[str]:
+  """The argument list of a shrunk command, its {tmp} replaced by tmp."""
+  return shlex.split(args.replace("{tmp}", str(tmp)))
 
 
 EXAMPLES_FOUND = found_examples()
@@ -263,7 +267,6 @@ def test_examples_run_here(tmp_path, monkeypatch):
   test, not one per example: a module-scoped fixture would run again on each pytest-xdist worker."""
   monkeypatch.chdir(REPO)
   monkeypatch.syspath_prepend(str(REPO))  # `benchmarks` is a folder of scripts, not an installed package
-  directories = {"tmp": str(tmp_path), "seed1": str(tmp_path / "seed1")}
   failed, done = {}, set()
   for command in [*EXAMPLES, *EXAMPLES_FOUND]:
     for name, test, args in steps(command):
@@ -271,8 +274,8 @@ def test_examples_run_here(tmp_path, monkeypatch):
         continue
       done.add((name, args))
       try:
-        run_program(name, fill(args, directories))
-      except BaseException:  # noqa: BLE001: every failing example is reported
+        run_program(name, fill(args, tmp_path))
+      except (Exception, SystemExit):  # noqa: BLE001: every failing example is reported
         failed[f"{command}\n  shrunk: python -m {name} {args}"] = traceback.format_exc()
   assert not failed, "examples that fail:\n" + "\n".join(f"{k}\n{v}" for k, v in failed.items())
   assert len(done) >= 20
@@ -289,7 +292,9 @@ def test_examples_run_elsewhere(command, monkeypatch, tmp_path):
     path, _, function = test.partition("::")
     function, _, param = function.partition("[")
     source = (REPO / path).read_text()
-    assert f"def {function}(" in source, f"{test} does not exist"
-    assert name.rsplit(".", 1)[-1] in source, f"{test} does not run {name}"
-    assert f'"{param.rstrip("]")}"' in source, f"{test}: {param} is not among its parameters"
-    run_program(name, fill(args, {"tmp": str(tmp_path)}), parse_only=True)
+    body = next((ast.get_source_segment(source, node) for node in ast.walk(ast.parse(source))
+                 if isinstance(node, ast.FunctionDef) and node.name == function), None)
+    assert body, f"{test} does not exist"
+    assert name in body or re.search(rf"\b{name.rsplit('.', 1)[-1]}\.(main|run)\(", body), f"{test} runs no {name}"
+    assert not param or f'"{param.rstrip("]")}"' in source, f"{test}: {param} is not among its parameters"
+    run_program(name, fill(args, tmp_path), parse_only=True)
