@@ -226,7 +226,7 @@ def run_program(name: str, args: list[str], parse_only: bool = False) -> None:
     if hasattr(module, "keep_freed_memory"):
       stack.enter_context(mock.patch.object(module, "keep_freed_memory", return_value=False))
     stack.enter_context(mock.patch("arithlab.process.keep_freed_memory", return_value=False))
-    stack.enter_context(mock.patch.object(os, "sched_setaffinity", lambda *_: None))
+    stack.enter_context(mock.patch.object(os, "sched_setaffinity", lambda *_: None, create=True))
     stack.enter_context(mock.patch.dict(os.environ))
     stack.enter_context(mock.patch.object(sys, "argv", [f"{name.replace('.', '/')}.py", *args]))
     try:
