@@ -6,7 +6,7 @@ Evaluate a run's checkpoint again (default: the latest), e.g. with an evaluation
 scaling, into DIR/eval/<label>/ (training's files are left as they are):
 
   python -m arithlab.main --mode=evaluate --config=<the run's config> --workdir=DIR \
-      --config.eval.rope_scaling=yarn:4:35 [--step=N]
+      --config.eval.rope_scaling=yarn:3:35 [--step=N]
 
 Multi-host: start one process per host with the same flags plus --coordinator_address=HOST:PORT
 --num_processes=N --process_id=I (on TPU pods and SLURM, jax.distributed finds them itself

@@ -80,13 +80,13 @@ def test_main_writes_the_run_record(tmp_path):
     assert (workdir / "eval" / f"grid_0000004.{suffix}").is_file()
   rescored = subprocess.run(
       [sys.executable, "-m", "arithlab.main", "--mode=evaluate", "--config=experiments/quickstart.py:smoke",
-       f"--workdir={workdir}", "--config.train.steps=4", "--config.eval.rope_scaling=linear:2"], cwd=REPO,
-      capture_output=True, text=True, timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+       f"--workdir={workdir}", "--config.train.steps=4", "--config.eval.rope_scaling=yarn:3:35", "--step=4"],
+      cwd=REPO, capture_output=True, text=True, timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
   assert rescored.returncode == 0, rescored.stderr[-3000:]
   assert "step=4 eval/exact_all=" in rescored.stdout
-  [rescored_dir] = (workdir / "eval").glob("rope_scaling_linear_2-*")
+  [rescored_dir] = (workdir / "eval").glob("rope_scaling_yarn_3_35-*")
   with open(rescored_dir / "grid_0000004.json") as f:
-    assert json.load(f)["rope_scaling"] == "linear:2"
+    assert json.load(f)["rope_scaling"] == "yarn:3:35"
 
 
 def test_evaluate_checkpoint_rescores_without_touching_the_run(tmp_path):
