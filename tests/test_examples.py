@@ -124,6 +124,9 @@ EXAMPLES = {
         [f"{LEE} --workdir={{tmp}}/lee --slurm"],
     "python -m arithlab.sweep --config=experiments/lee2023.py:small --workdir=DIR --only=format=reverse":
         [f"{LEE} --workdir={{tmp}}/lee --only=format=reverse --slurm"],
+    "python -m arithlab.sweep --config=experiments/lee2023.py:small --workdir=DIR --only=format=reverse,plain "
+    "--only=samples=10000 --parallel=2":  # :micro plans reverse at N = 1000 only
+        [f"{LEE} --workdir={{tmp}}/lee --only=format=reverse --only=samples=1000 --parallel=2 --slurm"],
     "python -m arithlab.sweep ... --report_only": [f"{LEE} --workdir={{tmp}}/lee --report_only"],
     "python -m arithlab.sweep --config=<same> --workdir=DIR --point=I [--config.x=y ...]":
         ["tests/sweep/test_runner.py::test_slurm_script_and_parallel_subprocesses_run_the_same_point_command "
