@@ -177,7 +177,7 @@ def _write_record(workdir: str, cfg: ml_collections.ConfigDict, resuming: bool, 
   """After every check: config.json (new, or rewritten with the RESUMABLE changes), env.json (a
   new run), the fixed training set (data.train_set.size set), the attempt in run.json, and
   metrics.jsonl trimmed to the resumed step."""
-  metrics_lib.write_json(os.path.join(workdir, rundir.CONFIG), rundir.as_json(cfg))
+  metrics_lib.write_config(workdir, cfg)
   env = metrics_lib.environment()
   if not resuming or not os.path.exists(os.path.join(workdir, rundir.ENV)):
     metrics_lib.write_json(os.path.join(workdir, rundir.ENV), env)
